@@ -1,0 +1,26 @@
+# One command each: `make run` (set up, then the default DAG) and `make test` (set up, then the tests).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup run test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+run: setup
+	$(BIN)/snakemake --cores all
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/snakemake --cores all --forcerun bench bench
+
+clean:
+	rm -rf results/runs results/cifar10 results/tables figures/*.png logs .snakemake

@@ -1,0 +1,1 @@
+"""Methods HKT is compared with. Each module follows the contract in `hkt.methods`."""

@@ -1,0 +1,72 @@
+"""Feature-MSE distillation (a FitNets-style hint): task loss plus the mean squared error
+between a regressed child feature and the parent's feature at one aligned stage boundary.
+
+    L = CE(s, y) + beta * MSE(T(z_k), ~z_k)
+
+T is the same Transfer unit HKT uses (1x1 convolution + resize, identity for equal shapes), so
+the two methods read exactly the same features and differ only in how they use them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from hkt.etm import Transfer
+from hkt.methods import Method
+
+NEEDS_PARENT = True
+
+
+@dataclass(frozen=True)
+class Params:
+    beta: float = 1.0
+    boundary: int = 1   # which stage boundary (1 = after the first aligned block)
+
+    def __post_init__(self):
+        if self.beta < 0:
+            raise ValueError(f"beta must be >= 0, got {self.beta}")
+        if self.boundary < 1:
+            raise ValueError(f"boundary must be >= 1, got {self.boundary}")
+
+    def check_task(self, task) -> None:
+        if self.boundary >= task.max_stages:
+            raise ValueError(f"boundary = {self.boundary} needs more than the {task.max_stages} "
+                             f"aligned blocks of {task.name}")
+
+
+class FeatureMSE(Method):
+    def __init__(self, child, parent, task, params: Params, sample):
+        super().__init__(child, parent, task)
+        params.check_task(task)
+        self.params = params
+        with torch.no_grad():
+            child_feat, parent_feat = self._features(self.child, sample), self._features(self.parent, sample)
+        if not isinstance(child_feat, torch.Tensor):
+            raise ValueError("feature_mse needs a single-tensor boundary")
+        self.regressor = Transfer(tuple(child_feat.shape[1:]), tuple(parent_feat.shape[1:]))
+
+    def _features(self, model, x):
+        blocks = self.task.blocks(model)
+        for block in blocks[:self.params.boundary]:
+            x = block(x)
+        return x
+
+    def loss(self, x, y):
+        blocks = self.task.blocks(self.child)
+        z = x
+        for block in blocks[:self.params.boundary]:
+            z = block(z)
+        feat = z
+        for block in blocks[self.params.boundary:]:
+            z = block(z)
+        with torch.no_grad():
+            target = self._features(self.parent, x)
+        task = self.task.task_loss(z, y)
+        hint = F.mse_loss(self.regressor(feat), target)
+        return task + self.params.beta * hint, {"task": task, "hint": hint}
+
+
+def build(child, parent, task, params: Params, sample) -> FeatureMSE:
+    return FeatureMSE(child, parent, task, params, sample)

@@ -1,0 +1,130 @@
+"""File plumbing that must never leave half-written results: atomic writes, checksums,
+downloads that verify before they publish, and archive extraction that cannot escape its folder."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+COMPLETE = ".complete"
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path next to `path`; move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; published files follow the umask
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_torch_save(obj, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def atomic_write_json(path: str | Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_checksum(path: str | Path, *, md5: str | None = None, sha256: str | None = None,
+                    sha256_prefix: str | None = None) -> None:
+    """Raise ValueError naming the file unless every given checksum matches.
+
+    `sha256_prefix` is torch.hub's convention: a release whose file name carries the first
+    hex digits of its sha256 (e.g. resnet110-1d1ed7c2.th) when the full digest is unpublished.
+    """
+    if not (md5 or sha256 or sha256_prefix):
+        raise ValueError(f"no checksum given for {path}: refusing to trust it")
+    if md5 and (got := file_digest(path, "md5")) != md5:
+        raise ValueError(f"{path}: md5 {got} does not match the expected {md5} (corrupted or truncated?)")
+    if sha256 or sha256_prefix:
+        got = file_digest(path, "sha256")
+        if sha256 and got != sha256:
+            raise ValueError(f"{path}: sha256 {got} does not match the expected {sha256} (corrupted or truncated?)")
+        if sha256_prefix and not got.startswith(sha256_prefix):
+            raise ValueError(f"{path}: sha256 {got} does not start with {sha256_prefix} (corrupted or truncated?)")
+
+
+def download(url: str, dest: str | Path, **checksums) -> Path:
+    """Fetch `url` to `dest`, publishing the file only after its checksum has been verified.
+
+    An existing `dest` that passes its checksum is kept. (torchvision's download_url writes to
+    the final name directly, so an interrupted transfer would leave a corrupt file in place.)
+    """
+    dest = Path(dest)
+    if dest.exists():
+        verify_checksum(dest, **checksums)
+        return dest
+    with atomic_path(dest) as tmp:
+        request = urllib.request.Request(url, headers={"User-Agent": "hkt-suite"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response, open(tmp, "wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+        except OSError as err:
+            raise OSError(f"downloading {url} to {dest} failed: {err}") from err
+        verify_checksum(tmp, **checksums)
+    return dest
+
+
+def safe_extract(archive: str | Path, dest: str | Path) -> Path:
+    """Extract a tar archive into `dest` and mark it complete, or leave nothing behind.
+
+    Members are vetted by the 'data' filter (no absolute paths, no '..', no links leaving the
+    folder, no device files); extraction happens in a sibling temporary folder that is renamed
+    into place only when every member has been written, and `dest/.complete` records the
+    archive's sha256.
+    """
+    archive, dest = Path(archive), Path(dest)
+    if (dest / COMPLETE).exists():
+        return dest
+    if dest.exists():
+        shutil.rmtree(dest)  # a previous extraction that never completed
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
+    try:
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(staging, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as err:
+            raise ValueError(f"archive {archive} cannot be extracted safely: {err}") from err
+        (staging / COMPLETE).write_text(file_digest(archive) + "\n")
+        os.replace(staging, dest)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return dest

@@ -1,0 +1,206 @@
+"""The training loop shared by every method and task.
+
+Guarantees:
+- resume: the full state (method weights, optimiser, schedule, best-so-far, curve) is written
+  atomically every `checkpoint_every` steps; batches are a pure function of the step, so a
+  killed run started again ends with exactly the weights of an uninterrupted one;
+- selection on the validation split only: the deployed child is the best-validation one;
+- a non-finite loss stops the run with an error (nothing is written as a result);
+- SIGTERM, SIGUSR1 or SIGURG (SLURM's cancel/time-limit signal and the pre-timeout signal the
+  workflow asks for) make the loop save a checkpoint after the current step and raise
+  `Preempted`, so a resubmitted job resumes;
+- data parallelism: under torch.distributed (torchrun) every rank draws the same global batch
+  from the step and trains on its shard; DDP averages the gradients, rank 0 validates and
+  writes, and stop requests and non-finite losses are agreed on by all ranks before backward.
+"""
+from __future__ import annotations
+
+import copy
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+
+from hkt.io import atomic_torch_save
+from hkt.methods import Method
+
+CHECKPOINT = "checkpoint.pt"
+# SIGURG: Python and the shells Snakemake's SLURM jobs run under ignore it by default, so unlike
+# SIGUSR1 it reaches the trainer without killing the wrappers (`--signal=URG@<seconds>`).
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGURG)
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: try again later
+
+
+class Preempted(RuntimeError):
+    """Raised after a checkpoint was saved because the job was asked to stop."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    milestones: tuple = (0.5, 0.75)  # fractions of `steps` where the rate is multiplied by gamma
+    gamma: float = 0.1
+    warmup_steps: int = 0            # He et al. warm ResNet-110 up at lr/10 for ~400 iterations
+    warmup_factor: float = 0.1
+    eval_every: int = 100
+    checkpoint_every: int = 100
+
+    def lr_factor(self, step: int) -> float:
+        factor = self.gamma ** sum(step >= round(m * self.steps) for m in self.milestones)
+        return factor * (self.warmup_factor if step < self.warmup_steps else 1.0)
+
+
+@dataclass
+class TrainResult:
+    best_state: dict          # the child's weights at the best validation score
+    best: dict                # {"step": ..., <validation metrics>}
+    curve: list[dict]         # one row per evaluation
+    seconds: float
+
+
+def train(method: Method, batches: Callable[[int], tuple], validate: Callable[[torch.nn.Module], dict],
+          schedule: Schedule, run_dir: str | Path, *, select: str, config_hash: str,
+          device: torch.device | str = "cpu", log: Callable[[str], None] = print) -> TrainResult | None:
+    """Train `method` for `schedule.steps` steps, resuming from `run_dir/checkpoint.pt` if present.
+
+    `batches(step)` returns (inputs, targets) of the global batch; `validate(child)` returns
+    metrics on the validation split, of which `select` (higher is better) picks the deployed
+    child. Under torch.distributed, ranks other than 0 return None.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    method.to(device)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    model = method
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # find_unused_parameters: some variants leave transfer units idle (e.g. alpha3 = 0)
+        model = DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None,
+                                        find_unused_parameters=True)
+    params = [p for p in method.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=schedule.lr, momentum=schedule.momentum,
+                                weight_decay=schedule.weight_decay, nesterov=schedule.nesterov)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.lr_factor)
+    state = {"step": 0, "best": None, "best_state": None, "curve": [], "window": [0.0, 0], "seconds": 0.0}
+    ckpt_path = run_dir / CHECKPOINT
+    if ckpt_path.exists():
+        state = _resume(ckpt_path, method, optimizer, scheduler, config_hash, schedule)
+        log(f"resumed from {ckpt_path} at step {state['step']}")
+
+    method.train()
+    started = time.perf_counter() - state["seconds"]
+    with _stop_requests() as stop:
+        for step in range(state["step"], schedule.steps):
+            x, y = batches(step)
+            if world > 1:
+                x, y = x[rank::world], y[rank::world]
+            loss, parts = model(_to(x, device), _to(y, device))
+            # agreed before backward: a rank that stopped alone would leave the others in an all-reduce
+            (nonfinite,) = _agree([not torch.isfinite(loss).item()], world, device)
+            if nonfinite:
+                detail = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
+                raise FloatingPointError(f"non-finite loss {loss.item()} at step {step} ({detail}) on rank "
+                                         f"{rank} or another; stopping without writing results")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            state["window"][0] += loss.item()
+            state["window"][1] += 1
+            state["step"] = done = step + 1
+
+            if rank == 0 and (done % schedule.eval_every == 0 or done == schedule.steps):
+                _evaluate(method, validate, state, select, optimizer, log)
+            (stop_requested,) = _agree([stop.requested], world, device)
+            if rank == 0 and (stop_requested or (done % schedule.checkpoint_every == 0 and done < schedule.steps)):
+                state["seconds"] = time.perf_counter() - started
+                _save(ckpt_path, method, optimizer, scheduler, state, config_hash, schedule)
+            if stop_requested:
+                raise Preempted(f"stop requested by signal {stop.signal or 'on another rank'}; "
+                                f"checkpoint saved at step {done}")
+
+    if rank != 0:
+        return None
+    if state["best_state"] is None:
+        raise RuntimeError("training ended without a validation evaluation")
+    return TrainResult(best_state=state["best_state"], best=state["best"], curve=state["curve"],
+                       seconds=time.perf_counter() - started)
+
+
+def _agree(flags: list[bool], world: int, device) -> list[bool]:
+    """True for a flag if any rank raised it (one small all-reduce per step)."""
+    if world == 1:
+        return flags
+    t = torch.tensor([float(f) for f in flags], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
+def _to(value, device):
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    return type(value)(_to(v, device) for v in value)
+
+
+def _evaluate(method, validate, state, select, optimizer, log):
+    metrics = validate(method.child)
+    if select not in metrics:
+        raise KeyError(f"validation returned {sorted(metrics)}, which lacks the selection metric {select!r}")
+    total, count = state["window"]
+    row = {"step": state["step"], "lr": optimizer.param_groups[0]["lr"], "train_loss": total / max(count, 1),
+           **{f"val_{k}": v for k, v in metrics.items()}}
+    state["curve"].append(row)
+    state["window"] = [0.0, 0]
+    if state["best"] is None or metrics[select] > state["best"][select]:
+        state["best"] = {"step": state["step"], **metrics}
+        state["best_state"] = {k: v.detach().cpu().clone() for k, v in method.child.state_dict().items()}
+    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+
+
+def _save(path, method, optimizer, scheduler, state, config_hash, schedule):
+    atomic_torch_save({"method": method.state_dict(), "optimizer": optimizer.state_dict(),
+                       "scheduler": scheduler.state_dict(), "state": copy.deepcopy(state),
+                       "config_hash": config_hash, "schedule": asdict(schedule)}, path)
+
+
+def _resume(path, method, optimizer, scheduler, config_hash, schedule):
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("config_hash") != config_hash:
+        raise ValueError(f"{path} belongs to a run with config hash {ckpt.get('config_hash')}, not "
+                         f"{config_hash}; delete it to start this configuration afresh")
+    method.load_state_dict(ckpt["method"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    return ckpt["state"]
+
+
+class _StopFlag:
+    requested = False
+    signal = None
+
+
+@contextmanager
+def _stop_requests():
+    """Turn SIGTERM/SIGUSR1 into a flag the loop checks between steps (main thread only)."""
+    flag = _StopFlag()
+
+    def handler(signum, frame):
+        flag.requested, flag.signal = True, signal.Signals(signum).name
+
+    previous = {s: signal.signal(s, handler) for s in PREEMPT_SIGNALS}
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

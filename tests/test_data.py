@@ -1,0 +1,167 @@
+"""CIFAR-10 on disk: generated data in the official layout, the download path tested with local
+archives, checksums, safe extraction, and deterministic batches."""
+import hashlib
+import io
+import pickle
+import tarfile
+
+import pytest
+import torch
+
+from hkt.io import COMPLETE, safe_extract
+from hkt.tasks.cifar10 import Batches
+from hkt.tasks.cifar10 import data as D
+from hkt.tasks.cifar10 import stored as S
+
+
+def md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_generated_data_uses_the_official_pickle_layout(tiny_data):
+    folder = tiny_data / D.FOLDER
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*D.TRAIN_FILES, *D.TEST_FILES, D.META_FILE])
+    batch = pickle.loads((folder / "data_batch_1").read_bytes(), encoding="latin1")
+    assert set(batch) == {"batch_label", "labels", "data", "filenames"}
+    assert batch["data"].dtype.name == "uint8" and batch["data"].shape[1] == 3072
+    images, labels = S.load_split(tiny_data, train=True)
+    assert images.shape == (384, 3, 32, 32) and images.dtype == torch.uint8
+    assert set(labels.tolist()) == set(range(10))
+    # the stored tensors are exactly what torchvision's reader decodes from the pickles
+    reader = D._Verified(folder, True, S.read_manifest(tiny_data)["md5"])
+    assert torch.equal(images.permute(0, 2, 3, 1), torch.from_numpy(reader.data))
+
+
+def _archive_of(folder, path, *, extra: dict | None = None):
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(folder, arcname=D.FOLDER)
+        for name, data in (extra or {}).items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_download_verifies_extracts_and_marks_complete(tiny_data, tmp_path):
+    archive = _archive_of(tiny_data / D.FOLDER, tmp_path / "mirror.tar.gz")
+    sums = S.read_manifest(tiny_data)["md5"]
+    root = tmp_path / "cifar10"
+    manifest = D.prepare_download(root, url=archive.as_uri(), archive_md5=md5(archive), file_md5=sums)
+    assert manifest.exists() and (root / "extracted" / COMPLETE).exists()
+    images, labels = S.load_split(root, train=False)
+    assert images.shape == (128, 3, 32, 32)
+    assert not list(root.glob("**/*.part"))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_corrupted_or_truncated_archive_fails_its_checksum_and_leaves_nothing(tiny_data, tmp_path, damage):
+    archive = _archive_of(tiny_data / D.FOLDER, tmp_path / "mirror.tar.gz")
+    good = md5(archive)
+    data = bytearray(archive.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) // 3]
+    archive.write_bytes(bytes(data))
+    root = tmp_path / "cifar10"
+    with pytest.raises(ValueError, match="md5 .* does not match"):
+        D.prepare_download(root, url=archive.as_uri(), archive_md5=good, file_md5={})
+    assert not (root / D.MANIFEST).exists() and not (root / D.ARCHIVE).exists()
+    assert not (root / "extracted").exists() and not list(root.glob("*.part"))
+
+
+def test_truncated_archive_with_matching_sum_fails_extraction_and_marks_nothing_complete(tiny_data, tmp_path):
+    archive = _archive_of(tiny_data / D.FOLDER, tmp_path / "mirror.tar.gz")
+    archive.write_bytes(archive.read_bytes()[:5000])
+    root = tmp_path / "cifar10"
+    with pytest.raises(ValueError, match="cannot be extracted safely"):
+        D.prepare_download(root, url=archive.as_uri(), archive_md5=md5(archive), file_md5={})
+    assert not (root / "extracted").exists() and not (root / D.MANIFEST).exists()
+    assert not [p for p in root.iterdir() if p.name.startswith(".extracted")]
+
+
+def _tar_with(path, member, *, link_to=None):
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo(member)
+        if link_to:
+            info.type, info.linkname = tarfile.SYMTYPE, link_to
+            tar.addfile(info)
+        else:
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b"evil"))
+    return path
+
+
+@pytest.mark.parametrize("member,link_to", [("../escape.txt", None), ("link", "/etc/passwd"),
+                                             ("up", "../../escape")])
+def test_extraction_refuses_members_that_leave_the_destination(tmp_path, member, link_to):
+    archive = _tar_with(tmp_path / "evil.tar", member, link_to=link_to)
+    with pytest.raises(ValueError, match="cannot be extracted safely"):
+        safe_extract(archive, tmp_path / "out" / "dest")
+    assert not (tmp_path / "out" / "escape.txt").exists() and not (tmp_path / "out" / "dest").exists()
+
+
+def test_absolute_member_names_are_confined_to_the_destination(tmp_path):
+    # The 'data' filter (PEP 706) strips the leading slash rather than writing to /abs.
+    dest = safe_extract(_tar_with(tmp_path / "abs.tar", "/abs/escape.txt"), tmp_path / "dest")
+    assert (dest / "abs" / "escape.txt").read_bytes() == b"evil"
+
+
+def test_missing_dataset_offline_says_where_to_get_it_and_where_to_put_it(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        D.prepare_download(tmp_path / "cifar10", allow_network=False)
+    assert D.URL in str(err.value) and str(tmp_path / "cifar10" / D.ARCHIVE) in str(err.value)
+    assert D.ARCHIVE_MD5 in str(err.value)
+
+
+def test_unreachable_url_gives_the_same_instructions(tmp_path):
+    with pytest.raises(FileNotFoundError, match="place it at"):
+        D.prepare_download(tmp_path / "cifar10", url=(tmp_path / "nowhere.tar.gz").as_uri())
+
+
+def test_a_tampered_batch_file_fails_its_md5_before_it_is_unpickled(tiny_data, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_data / D.FOLDER, tmp_path / "src" / D.FOLDER)
+    (tmp_path / "src" / D.FOLDER / "test_batch").write_bytes(b"not a pickle")
+    archive = _archive_of(tmp_path / "src" / D.FOLDER, tmp_path / "mirror.tar.gz")
+    with pytest.raises(ValueError, match="test_batch is missing or does not match its published md5"):
+        D.prepare_download(tmp_path / "cifar10", url=archive.as_uri(), archive_md5=md5(archive),
+                           file_md5=S.read_manifest(tiny_data)["md5"])
+    assert not (tmp_path / "cifar10" / D.MANIFEST).exists()
+
+
+def test_a_modified_tensor_file_fails_its_sha256_at_load(tiny_data, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_data, copy)
+    data = bytearray((copy / "test.pt").read_bytes())
+    data[-100] ^= 0xFF
+    (copy / "test.pt").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="sha256 .* does not match"):
+        S.load_split(copy, train=False)
+
+
+def test_an_unfinished_dataset_has_no_manifest_and_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="never prepared completely"):
+        S.load_split(tmp_path, train=True)
+
+
+def test_split_is_fixed_and_disjoint():
+    train, val = S.split_train_val(100, 10, seed=0)
+    again, val2 = S.split_train_val(100, 10, seed=0)
+    assert torch.equal(train, again) and torch.equal(val, val2)
+    assert len(set(train.tolist()) & set(val.tolist())) == 0 and len(train) + len(val) == 100
+
+
+def test_batches_are_a_pure_function_of_seed_and_step(tiny_data):
+    images, labels = S.load_split(tiny_data, train=True)
+    kw = dict(batch_size=32, mean=[0.5] * 3, std=[0.25] * 3, crop_padding=4)
+    a, b = Batches(images, labels, seed=3, **kw), Batches(images, labels, seed=3, **kw)
+    for step in (0, 5, 11, 30):  # 30 lies in a later epoch
+        xa, ya = a(step)
+        xb, yb = b(step)     # a fresh object, as after a resume
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert not torch.equal(a(0)[0], Batches(images, labels, seed=4, **kw)(0)[0])
+    assert a(0)[0].shape == (32, 3, 32, 32)

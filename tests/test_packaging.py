@@ -1,0 +1,19 @@
+"""pyproject.toml and environment.yml say the same thing."""
+import re
+import tomllib
+
+import yaml
+
+from conftest import REPO
+
+
+def test_environment_yml_pins_the_same_packages_as_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = {p for p in pip if not p.startswith("-")}
+    assert listed == wanted
+    assert "torch==2.14.1" in wanted and "torchvision==0.29.1" in wanted
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert re.fullmatch(r"python=3\.11", python) and project["requires-python"] == ">=3.11,<3.12"

@@ -1,0 +1,107 @@
+"""The DAG through `--profile slurm` on a real SLURM cluster (CI starts one: .ci/slurm/up.sh).
+
+Runs only where HKT_SLURM_TESTS=1 (set by .ci/run after the cluster is up); elsewhere the
+tests are skipped with that reason. HKT_SLURM_PARTITION names the partition (default `cpu`).
+"""
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, workflow_copy
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("HKT_SLURM_TESTS") != "1",
+                       reason="needs a SLURM cluster: run .ci/slurm/up.sh and set HKT_SLURM_TESTS=1"),
+]
+PARTITION = os.environ.get("HKT_SLURM_PARTITION", "cpu")
+PARENT = "results/runs/cifar10/parent"
+
+
+def snakemake(*extra, partition=PARTITION):
+    """The README's cluster command, at the embedded default scale (overridden on the command line)."""
+    return [sys.executable, "-m", "snakemake", "--profile", str(REPO / "profiles" / "slurm"),
+            "--configfile", "config/config.yaml", "--default-resources", f"slurm_partition={partition}",
+            "--jobs", "2", "--slurm-init-seconds-before-status-checks", "2", *extra]
+
+
+def slurm_jobs():
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%k|%T"], capture_output=True, text=True, check=True)
+    return [line.split("|") for line in out.stdout.split()]
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise TimeoutError(f"waited {timeout} s for {what}")
+
+
+@pytest.fixture(scope="session")
+def slurm_dag(tmp_path_factory):
+    work = workflow_copy(tmp_path_factory.mktemp("slurm"))
+    first = subprocess.Popen(snakemake("--retries", "0"), cwd=work, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        # cancel the parent's training once it has written a checkpoint
+        wait_for(lambda: (work / PARENT / "checkpoint.pt").exists(), 900, "the parent's first checkpoint")
+        running = [j for j, comment, state in slurm_jobs() if "rule_train_parent" in comment and state == "RUNNING"]
+        assert running, slurm_jobs()
+        subprocess.run(["scancel", running[0]], check=True)
+        first_log, _ = first.communicate(timeout=900)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    after_cancel = {name: (work / PARENT / name).exists() for name in ("checkpoint.pt", "child.pt", "meta.json")}
+    second = subprocess.run(snakemake(), cwd=work, capture_output=True, text=True, timeout=2400)
+    return {"work": work, "first_rc": first.returncode, "first_log": first_log, "after_cancel": after_cancel,
+            "second": second}
+
+
+def test_a_cancelled_training_job_leaves_nothing_complete_and_its_rerun_resumes(slurm_dag):
+    assert slurm_dag["first_rc"] != 0
+    assert "CANCELLED" in slurm_dag["first_log"]
+    assert slurm_dag["after_cancel"] == {"checkpoint.pt": True, "child.pt": False, "meta.json": False}
+    assert slurm_dag["second"].returncode == 0, slurm_dag["second"].stdout[-4000:] + slurm_dag["second"].stderr[-4000:]
+    log = (slurm_dag["work"] / "logs" / "cifar10" / "parent.log").read_text()
+    assert "resumed from" in log
+
+
+def test_every_output_of_the_local_run_exists_and_the_results_match(slurm_dag, dag):
+    work = slurm_dag["work"]
+    expected = sorted(p.relative_to(dag) for p in (dag / "results").rglob("*") if p.is_file()
+                      and "checkpoint" not in p.name)
+    expected += sorted(p.relative_to(dag) for p in (dag / "figures").glob("*.png"))
+    missing = [str(p) for p in expected if not (work / p).exists()]
+    assert not missing
+    keys = ["method", "variant", "seed", "split", "metric"]
+    local = pd.read_csv(dag / "results" / "cifar10" / "metrics.csv")
+    cluster = pd.read_csv(work / "results" / "cifar10" / "metrics.csv")
+    # inference time is a measurement of the moment; everything else must agree exactly
+    local, cluster = (f[f.metric != "inference_ms"].set_index(keys)["value"].sort_index() for f in (local, cluster))
+    pd.testing.assert_series_equal(local, cluster)
+
+
+def test_a_missing_partition_fails_fast_with_slurms_message(tmp_path):
+    work = workflow_copy(tmp_path / "w")
+    started = time.monotonic()
+    out = subprocess.run(snakemake("--retries", "0", "data/cifar10-generated/manifest.json",
+                                   partition="no_such_partition"),
+                         cwd=work, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and time.monotonic() - started < 120
+    assert "invalid partition specified: no_such_partition" in out.stdout + out.stderr
+
+
+def test_asking_for_gpus_the_partition_lacks_fails_fast_with_slurms_message(tmp_path):
+    work = workflow_copy(tmp_path / "w")
+    out = subprocess.run(snakemake("--retries", "0", "--set-resources", "prepare_cifar10:gpu=1",
+                                   "data/cifar10-generated/manifest.json"),
+                         cwd=work, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "Invalid generic resource (gres) specification" in out.stdout + out.stderr

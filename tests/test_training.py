@@ -1,0 +1,190 @@
+"""Training runs: exact resume after a kill, pre-emption, the NaN guard, standalone export and
+adding a method through the registry alone."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from hkt import config as C
+from hkt.models import build_cifar_resnet, load_checkpoint
+from hkt.tasks.cifar10 import pipeline
+from hkt.train import CHECKPOINT, PREEMPTED_EXIT_CODE
+
+from conftest import REPO
+
+DRIVER = textwrap.dedent("""
+    import os, signal, sys, yaml
+    from hkt.tasks.cifar10 import pipeline
+    from hkt.train import PREEMPTED_EXIT_CODE, Preempted
+    cfg_path, out, parent, init, kill_at, how = sys.argv[1:7]
+    cfg = yaml.safe_load(open(cfg_path))
+
+    def log(msg):
+        print(msg, flush=True)
+        if kill_at != "none" and f"step={kill_at} " in msg:
+            os.kill(os.getpid(), getattr(signal, how))
+
+    try:
+        pipeline.train_run(cfg, "hkt", "default", 0, out, parent_path=parent, init_path=init, log=log)
+    except Preempted as stop:
+        print(stop)
+        sys.exit(PREEMPTED_EXIT_CODE)
+""")
+
+
+def drive(trained, out, *, kill_at="none", how="SIGKILL"):
+    cfg, cfg_path, parent, init = trained
+    return subprocess.run([sys.executable, "-c", DRIVER, str(cfg_path), str(out), str(parent), str(init),
+                           str(kill_at), how], capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def same_run(a, b):
+    sa = torch.load(a / "child.pt", weights_only=True)["state_dict"]
+    sb = torch.load(b / "child.pt", weights_only=True)["state_dict"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    pd.testing.assert_frame_equal(pd.read_csv(a / "curve.csv"), pd.read_csv(b / "curve.csv"))
+
+
+def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(trained, tmp_path):
+    assert drive(trained, tmp_path / "whole").returncode == 0
+    killed = drive(trained, tmp_path / "killed", kill_at=8, how="SIGKILL")
+    assert killed.returncode == -9
+    assert (tmp_path / "killed" / CHECKPOINT).exists()       # the step-4 checkpoint survived
+    assert not (tmp_path / "killed" / "child.pt").exists()   # nothing was marked complete
+    resumed = drive(trained, tmp_path / "killed")
+    assert resumed.returncode == 0 and "resumed from" in resumed.stdout and "at step 4" in resumed.stdout
+    same_run(tmp_path / "whole", tmp_path / "killed")
+    assert not (tmp_path / "killed" / CHECKPOINT).exists()   # training state removed once done
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_for_a_retry_that_resumes(trained, tmp_path):
+    assert drive(trained, tmp_path / "whole").returncode == 0
+    stopped = drive(trained, tmp_path / "stopped", kill_at=8, how="SIGTERM")
+    assert stopped.returncode == PREEMPTED_EXIT_CODE, stopped.stderr
+    assert "checkpoint saved at step 8" in stopped.stdout
+    resumed = drive(trained, tmp_path / "stopped")
+    assert resumed.returncode == 0 and "at step 8" in resumed.stdout
+    same_run(tmp_path / "whole", tmp_path / "stopped")
+
+
+def test_a_checkpoint_from_another_configuration_is_refused(trained, tmp_path):
+    cfg, cfg_path, parent, init = trained
+    assert drive(trained, tmp_path / "run", kill_at=8).returncode == -9
+    other = dict(cfg, methods={**cfg["methods"], "hkt": {**cfg["methods"]["hkt"],
+                                                         "params": {**cfg["methods"]["hkt"]["params"], "lambda": 0.3}}})
+    with pytest.raises(ValueError, match="belongs to a run with config hash"):
+        pipeline.train_run(other, "hkt", "default", 0, tmp_path / "run", parent_path=parent, init_path=init,
+                           log=lambda m: None)
+
+
+def test_the_deployed_child_is_a_plain_child_that_runs_without_the_parent(trained, tmp_path):
+    cfg, _, parent, init = trained
+    pipeline.train_run(cfg, "hkt", "default", 0, tmp_path / "hkt", parent_path=parent, init_path=init,
+                       log=lambda m: None)
+    bare = build_cifar_resnet(cfg["tasks"]["cifar10"]["child"]["arch"])
+    load_checkpoint(bare, tmp_path / "hkt" / "child.pt")     # strict: no transfer or parent keys
+    saved = torch.load(tmp_path / "hkt" / "child.pt", weights_only=True)["state_dict"]
+    assert set(saved) == set(bare.state_dict())
+    assert bare.eval()(torch.randn(2, 3, 8, 8)).shape == (2, 10)
+    meta = json.loads((tmp_path / "hkt" / "meta.json").read_text())
+    assert meta["selected"]["step"] in pd.read_csv(tmp_path / "hkt" / "curve.csv")["step"].tolist()
+    for key in ("commit", "config_hash", "torch", "torchvision", "python", "device", "seed"):
+        assert key in meta
+
+
+def test_evaluation_reads_children_alone_and_writes_long_format_rows(trained, tmp_path):
+    cfg, _, parent, init = trained
+    out = pipeline.evaluate(cfg, {("parent", "default", 0): parent.parent, ("alone", "default", 0): init.parent},
+                            tmp_path / "metrics.csv", log=lambda m: None)
+    assert list(out.columns) == pipeline.RESULT_COLUMNS
+    assert set(out.metric) == {"top1_acc", "top1_err", "params_m", "inference_ms"}
+    assert set(out.split) == {"val", "test", "-"}
+    assert (out.scale == "smoke").all()
+    acc = out[(out.metric == "top1_acc") & (out.split == "test")].set_index("method")["value"]
+    err = out[(out.metric == "top1_err")].set_index("method")["value"]
+    assert (acc + err).round(6).eq(100).all()
+
+
+NEW_METHOD = textwrap.dedent('''
+    """A method added by a user: label smoothing on the child alone."""
+    from dataclasses import dataclass
+    import torch.nn.functional as F
+    from hkt.methods import Method
+
+    NEEDS_PARENT = False
+
+    @dataclass(frozen=True)
+    class Params:
+        smoothing: float = 0.1
+
+    class Smooth(Method):
+        def __init__(self, child, task, params):
+            super().__init__(child, None, task)
+            self.params = params
+
+        def loss(self, x, y):
+            loss = F.cross_entropy(self.child(x), y, label_smoothing=self.params.smoothing)
+            return loss, {"task": loss}
+
+    def build(child, parent, task, params, sample):
+        return Smooth(child, task, params)
+''')
+
+NAN_METHOD = textwrap.dedent('''
+    from dataclasses import dataclass
+    from hkt.methods import Method
+    NEEDS_PARENT = False
+
+    @dataclass(frozen=True)
+    class Params:
+        pass
+
+    class Broken(Method):
+        def loss(self, x, y):
+            loss = self.task.task_loss(self.child(x), y) * float("nan")
+            return loss, {"task": loss}
+
+    def build(child, parent, task, params, sample):
+        return Broken(child, None, task)
+''')
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write(name, source):
+        (tmp_path / f"{name}.py").write_text(source)
+        return name
+
+    return write
+
+
+def test_a_new_method_is_one_module_plus_one_config_entry(cfg, user_module, tmp_path):
+    cfg["methods"]["smooth"] = {"module": user_module("user_smooth", NEW_METHOD), "params": {"smoothing": 0.2},
+                                "variants": {"default": {}}}
+    cfg["tasks"]["cifar10"]["runs"].append("smooth/default")
+    C.validate(cfg)
+    pipeline.train_run(cfg, "smooth", "default", 0, tmp_path / "smooth", parent_path=None, init_path=None,
+                       log=lambda m: None)
+    out = pipeline.evaluate(cfg, {("smooth", "default", 0): tmp_path / "smooth"}, tmp_path / "m.csv",
+                            log=lambda m: None)
+    assert set(out.method) == {"smooth"}
+    cfg["methods"]["smooth"]["params"] = {"smoothnes": 0.2}
+    with pytest.raises(ValueError, match=r"methods\.smooth\.variants\.default\.params\.smoothnes: unknown"):
+        C.validate(cfg)
+
+
+def test_a_nan_loss_stops_the_run_with_a_clear_error_and_writes_no_result(cfg, user_module, tmp_path):
+    cfg["methods"]["broken"] = {"module": user_module("user_broken", NAN_METHOD), "variants": {"default": {}}}
+    with pytest.raises(FloatingPointError, match=r"non-finite loss nan at step 0 \(task=nan\)"):
+        pipeline.train_run(cfg, "broken", "default", 0, tmp_path / "broken", parent_path=None, init_path=None,
+                           log=lambda m: None)
+    assert not (tmp_path / "broken" / "child.pt").exists() and not (tmp_path / "broken" / "meta.json").exists()
