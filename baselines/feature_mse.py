@@ -48,24 +48,22 @@ class FeatureMSE(Method):
         self.regressor = Transfer(tuple(child_feat.shape[1:]), tuple(parent_feat.shape[1:]))
 
     def _features(self, model, x):
-        blocks = self.task.blocks(model)
-        for block in blocks[:self.params.boundary]:
-            x = block(x)
-        return x
+        return _run(self.task.blocks(model)[:self.params.boundary], x)
 
     def loss(self, x, y):
-        blocks = self.task.blocks(self.child)
-        z = x
-        for block in blocks[:self.params.boundary]:
-            z = block(z)
-        feat = z
-        for block in blocks[self.params.boundary:]:
-            z = block(z)
+        feat = self._features(self.child, x)
+        logits = _run(self.task.blocks(self.child)[self.params.boundary:], feat)
         with torch.no_grad():
             target = self._features(self.parent, x)
-        task = self.task.task_loss(z, y)
+        task = self.task.task_loss(logits, y)
         hint = F.mse_loss(self.regressor(feat), target)
         return task + self.params.beta * hint, {"task": task, "hint": hint}
+
+
+def _run(blocks, x):
+    for block in blocks:
+        x = block(x)
+    return x
 
 
 def build(child, parent, task, params: Params, sample) -> FeatureMSE:

@@ -24,7 +24,7 @@ PARENT = "results/runs/cifar10/parent"
 
 def snakemake(*extra, partition=PARTITION):
     """The README's cluster command, at the embedded default scale (overridden on the command line)."""
-    return [sys.executable, "-m", "snakemake", "--profile", str(REPO / "profiles" / "slurm"),
+    return [sys.executable, "-m", "snakemake", "--cores", "all", "--profile", str(REPO / "profiles" / "slurm"),
             "--configfile", "config/config.yaml", "--default-resources", f"slurm_partition={partition}",
             "--jobs", "2", "--slurm-init-seconds-before-status-checks", "2", *extra]
 
@@ -34,11 +34,13 @@ def slurm_jobs():
     return [line.split("|") for line in out.stdout.split()]
 
 
-def wait_for(predicate, timeout, what):
+def wait_for(predicate, timeout, what, process):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
+        if process.poll() is not None:
+            raise RuntimeError(f"snakemake exited ({process.returncode}) before {what}:\n{process.stdout.read()[-4000:]}")
         time.sleep(1)
     raise TimeoutError(f"waited {timeout} s for {what}")
 
@@ -50,7 +52,7 @@ def slurm_dag(tmp_path_factory):
                              stderr=subprocess.STDOUT, text=True)
     try:
         # cancel the parent's training once it has written a checkpoint
-        wait_for(lambda: (work / PARENT / "checkpoint.pt").exists(), 900, "the parent's first checkpoint")
+        wait_for(lambda: (work / PARENT / "checkpoint.pt").exists(), 900, "the parent's first checkpoint", first)
         running = [j for j, comment, state in slurm_jobs() if "rule_train_parent" in comment and state == "RUNNING"]
         assert running, slurm_jobs()
         subprocess.run(["scancel", running[0]], check=True)
@@ -100,8 +102,9 @@ def test_a_missing_partition_fails_fast_with_slurms_message(tmp_path):
 
 def test_asking_for_gpus_the_partition_lacks_fails_fast_with_slurms_message(tmp_path):
     work = workflow_copy(tmp_path / "w")
-    out = subprocess.run(snakemake("--retries", "0", "--set-resources", "prepare_cifar10:gpu=1",
-                                   "data/cifar10-generated/manifest.json"),
+    # the target comes first: --set-resources takes several values
+    out = subprocess.run(snakemake("data/cifar10-generated/manifest.json", "--retries", "0",
+                                   "--set-resources", "prepare_cifar10:gpu=1"),
                          cwd=work, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
     assert "Invalid generic resource (gres) specification" in out.stdout + out.stderr

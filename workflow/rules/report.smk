@@ -56,7 +56,7 @@ rule bench:
         python=sys.executable,
     log:
         "logs/bench.log",
-    threads: workflow.cores
+    threads: 1  # single-threaded on a CPU so that the figures of different machines compare
     shell:
         "{params.python} -m hkt.bench --config config/config.yaml --config config/paper.yaml "
         "--out {output.csv} --figure {output.figure} --threads {threads} > {log} 2>&1"
