@@ -20,7 +20,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 bench: setup
-	$(BIN)/snakemake --cores all --forcerun bench bench
+	$(BIN)/snakemake bench --cores all --forcerun bench  # target first: --forcerun takes several values
 
 clean:
 	rm -rf results/runs results/cifar10 results/tables figures/*.png logs .snakemake

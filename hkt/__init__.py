@@ -5,11 +5,22 @@
     Inheritance, build_inheritance
                              Algorithm 1 for any aligned parent/child block lists
     loss_weights             the constraints on eq. (9)
-"""
-from hkt.attention import genetic_attention
-from hkt.etm import ETM, Mixture, Transfer
-from hkt.inheritance import Inheritance, InheritanceOutput, build_inheritance, merge_blocks
-from hkt.weights import loss_weights
 
-__all__ = ["genetic_attention", "ETM", "Mixture", "Transfer", "Inheritance", "InheritanceOutput",
-           "build_inheritance", "merge_blocks", "loss_weights"]
+Names load on first use, so that `import hkt.signals` in a job's first line stays cheap.
+"""
+import importlib
+
+_EXPORTS = {
+    "genetic_attention": "hkt.attention",
+    "ETM": "hkt.etm", "Mixture": "hkt.etm", "Transfer": "hkt.etm",
+    "Inheritance": "hkt.inheritance", "InheritanceOutput": "hkt.inheritance",
+    "build_inheritance": "hkt.inheritance", "merge_blocks": "hkt.inheritance",
+    "loss_weights": "hkt.weights",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'hkt' has no attribute {name!r}")

@@ -18,8 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hkt.io import atomic_write_json
-from hkt.train import PREEMPTED_EXIT_CODE, Preempted
+from hkt import signals
+from hkt.signals import PREEMPTED_EXIT_CODE, Preempted
 
 
 def run(kind: str, cfg: dict, task: str, out: str, *, method: str | None = None, variant: str | None = None,
@@ -40,6 +40,8 @@ def launch(kind: str, cfg: dict, task: str, out: str, *, processes: int = 1, **j
             print(stop, flush=True)
             return PREEMPTED_EXIT_CODE
         return 0
+    from hkt.io import atomic_write_json
+
     config_file = Path(out) / "job-config.json"
     atomic_write_json(config_file, cfg)
     args = [f"--{k}={v}" for k, v in job.items() if v is not None]
@@ -50,6 +52,7 @@ def launch(kind: str, cfg: dict, task: str, out: str, *, processes: int = 1, **j
 
 
 def main(argv=None) -> int:
+    signals.catch()  # before torch is imported: a pre-timeout warning during start-up is kept
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=["train", "parent"])
     parser.add_argument("--config", required=True, help="resolved configuration as JSON")

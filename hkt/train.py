@@ -16,9 +16,7 @@ Guarantees:
 from __future__ import annotations
 
 import copy
-import signal
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,19 +24,12 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
+from hkt import signals
 from hkt.io import atomic_torch_save
+from hkt.signals import PREEMPTED_EXIT_CODE, Preempted  # noqa: F401  (re-exported)
 from hkt.methods import Method
 
 CHECKPOINT = "checkpoint.pt"
-# SIGURG: Python and the shells Snakemake's SLURM jobs run under ignore it by default, so unlike
-# SIGUSR1 it reaches the trainer without killing the wrappers (`--signal=URG@<seconds>`).
-PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGURG)
-PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: try again later
-
-
-class Preempted(RuntimeError):
-    """Raised after a checkpoint was saved because the job was asked to stop."""
-
 
 @dataclass(frozen=True)
 class Schedule:
@@ -100,7 +91,8 @@ def train(method: Method, batches: Callable[[int], tuple], validate: Callable[[t
 
     method.train()
     started = time.perf_counter() - state["seconds"]
-    with _stop_requests() as stop:
+    installed_here = signals.catch()  # job scripts catch from their first line; tests from here
+    try:
         for step in range(state["step"], schedule.steps):
             x, y = batches(step)
             if world > 1:
@@ -122,13 +114,16 @@ def train(method: Method, batches: Callable[[int], tuple], validate: Callable[[t
 
             if rank == 0 and (done % schedule.eval_every == 0 or done == schedule.steps):
                 _evaluate(method, validate, state, select, optimizer, log)
-            (stop_requested,) = _agree([stop.requested], world, device)
+            (stop_requested,) = _agree([signals.requested() is not None], world, device)
             if rank == 0 and (stop_requested or (done % schedule.checkpoint_every == 0 and done < schedule.steps)):
                 state["seconds"] = time.perf_counter() - started
                 _save(ckpt_path, method, optimizer, scheduler, state, config_hash, schedule)
             if stop_requested:
-                raise Preempted(f"stop requested by signal {stop.signal or 'on another rank'}; "
+                raise Preempted(f"stop requested by signal {signals.requested() or 'on another rank'}; "
                                 f"checkpoint saved at step {done}")
+    finally:
+        if installed_here:
+            signals.release()
 
     if rank != 0:
         return None
@@ -183,24 +178,3 @@ def _resume(path, method, optimizer, scheduler, config_hash, schedule):
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     return ckpt["state"]
-
-
-class _StopFlag:
-    requested = False
-    signal = None
-
-
-@contextmanager
-def _stop_requests():
-    """Turn SIGTERM/SIGUSR1 into a flag the loop checks between steps (main thread only)."""
-    flag = _StopFlag()
-
-    def handler(signum, frame):
-        flag.requested, flag.signal = True, signal.Signals(signum).name
-
-    previous = {s: signal.signal(s, handler) for s in PREEMPT_SIGNALS}
-    try:
-        yield flag
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

@@ -108,3 +108,23 @@ def test_asking_for_gpus_the_partition_lacks_fails_fast_with_slurms_message(tmp_
                          cwd=work, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
     assert "Invalid generic resource (gres) specification" in out.stdout + out.stderr
+
+
+def test_a_time_limit_stops_training_with_the_pre_timeout_signal_and_the_retry_resumes(tmp_path, dag):
+    # The parent trains for about 80 s after about 15 s of start-up. A 2-minute limit with the
+    # SIGURG warning 60 s ahead stops the first attempt (at the warning or, failing that, at the
+    # limit's SIGTERM); the trainer checkpoints, the profile's retries resubmit, the job resumes.
+    work = workflow_copy(tmp_path / "w")
+    out = subprocess.run(snakemake(f"{PARENT}/child.pt", "--config", "preempt_signal_seconds=60",
+                                   "--set-resources", "train_parent:runtime=2"),
+                         cwd=work, capture_output=True, text=True, timeout=1500)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    assert "--signal=URG@60" in out.stdout + out.stderr
+    failed_attempts = list((work / ".snakemake" / "slurm_logs" / "rule_train_parent").rglob("*.log"))
+    assert failed_attempts, "no attempt was stopped"
+    assert "resumed from" in (work / "logs" / "cifar10" / "parent.log").read_text()
+    import torch
+
+    resumed = torch.load(work / PARENT / "child.pt", weights_only=True)["state_dict"]
+    whole = torch.load(dag / PARENT / "child.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(resumed[k], whole[k]) for k in whole)   # as if never interrupted

@@ -18,10 +18,15 @@ from hkt.train import CHECKPOINT, PREEMPTED_EXIT_CODE
 from conftest import REPO
 
 DRIVER = textwrap.dedent("""
-    import os, signal, sys, yaml
+    import os, signal, sys
+    from hkt import signals
+    signals.catch()    # as the workflow's job scripts do, first
+    cfg_path, out, parent, init, kill_at, how = sys.argv[1:7]
+    if kill_at == "start":   # the warning arrives while the job is still starting
+        os.kill(os.getpid(), getattr(signal, how))
+    import yaml
     from hkt.tasks.cifar10 import pipeline
     from hkt.train import PREEMPTED_EXIT_CODE, Preempted
-    cfg_path, out, parent, init, kill_at, how = sys.argv[1:7]
     cfg = yaml.safe_load(open(cfg_path))
 
     def log(msg):
@@ -64,14 +69,24 @@ def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(trained
     assert not (tmp_path / "killed" / CHECKPOINT).exists()   # training state removed once done
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_for_a_retry_that_resumes(trained, tmp_path):
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGUSR1", "SIGURG"])
+def test_a_stop_signal_saves_a_checkpoint_and_exits_for_a_retry_that_resumes(trained, tmp_path, how):
+    # SIGTERM: scancel, pre-emption, requeue; SIGURG: the pre-timeout warning the workflow asks for
     assert drive(trained, tmp_path / "whole").returncode == 0
-    stopped = drive(trained, tmp_path / "stopped", kill_at=8, how="SIGTERM")
+    stopped = drive(trained, tmp_path / "stopped", kill_at=8, how=how)
     assert stopped.returncode == PREEMPTED_EXIT_CODE, stopped.stderr
-    assert "checkpoint saved at step 8" in stopped.stdout
+    assert f"stop requested by signal {how}; checkpoint saved at step 8" in stopped.stdout
     resumed = drive(trained, tmp_path / "stopped")
     assert resumed.returncode == 0 and "at step 8" in resumed.stdout
     same_run(tmp_path / "whole", tmp_path / "stopped")
+
+
+def test_a_warning_that_arrives_during_start_up_is_not_lost(trained, tmp_path):
+    # SIGURG is ignored by default; caught from the first line, it stops the run after step 1.
+    stopped = drive(trained, tmp_path / "early", kill_at="start", how="SIGURG")
+    assert stopped.returncode == PREEMPTED_EXIT_CODE, stopped.stderr
+    assert "stop requested by signal SIGURG; checkpoint saved at step 1" in stopped.stdout
+    assert drive(trained, tmp_path / "early").returncode == 0
 
 
 def test_a_checkpoint_from_another_configuration_is_refused(trained, tmp_path):
@@ -188,3 +203,50 @@ def test_a_nan_loss_stops_the_run_with_a_clear_error_and_writes_no_result(cfg, u
         pipeline.train_run(cfg, "broken", "default", 0, tmp_path / "broken", parent_path=None, init_path=None,
                            log=lambda m: None)
     assert not (tmp_path / "broken" / "child.pt").exists() and not (tmp_path / "broken" / "meta.json").exists()
+
+
+def _release(tmp_path, cfg, *, corrupt=False):
+    """A published parent release on local disk, and a manifest entry naming it."""
+    import hashlib
+
+    from hkt.models import save_checkpoint
+
+    model = build_cifar_resnet(cfg["tasks"]["cifar10"]["parent"]["arch"])
+    path = tmp_path / "release.th"
+    save_checkpoint({f"module.{k}": v for k, v in model.state_dict().items()}, path, best_prec1=50.0)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if corrupt:
+        path.write_bytes(path.read_bytes()[:-10])
+    entry = {"url": "https://example.invalid/release.th", "sha256": digest,
+             "arch": cfg["tasks"]["cifar10"]["parent"]["arch"], "place_at": str(path)}
+    return model, {"checkpoints": {"release": entry}}
+
+
+def test_the_parent_comes_from_a_published_checkpoint_when_present_and_verified(cfg, tmp_path):
+    model, manifest = _release(tmp_path, cfg)
+    cfg["tasks"]["cifar10"]["parent"].update(source="auto", published="release")
+    pipeline.obtain_parent(cfg, tmp_path / "parent", log=lambda m: None, manifest=manifest)
+    meta = json.loads((tmp_path / "parent" / "meta.json").read_text())
+    assert meta["parent_source"] == "published"
+    saved = torch.load(tmp_path / "parent" / "child.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_published_checkpoint_failing_its_checksum_is_refused_not_replaced_by_training(cfg, tmp_path):
+    _, manifest = _release(tmp_path, cfg, corrupt=True)
+    cfg["tasks"]["cifar10"]["parent"].update(source="auto", published="release")
+    with pytest.raises(ValueError, match=r"release\.th: sha256 .* does not match"):
+        pipeline.obtain_parent(cfg, tmp_path / "parent", log=lambda m: None, manifest=manifest)
+    assert not (tmp_path / "parent" / "child.pt").exists()
+
+
+def test_without_the_file_auto_trains_and_published_says_where_to_get_it(cfg, tmp_path):
+    _, manifest = _release(tmp_path, cfg)
+    (tmp_path / "release.th").unlink()
+    cfg["tasks"]["cifar10"]["parent"].update(source="auto", published="release")
+    pipeline.obtain_parent(cfg, tmp_path / "trained", log=lambda m: None, manifest=manifest)
+    assert json.loads((tmp_path / "trained" / "meta.json").read_text())["parent_source"] == "train"
+    cfg["tasks"]["cifar10"]["parent"]["source"] = "published"
+    with pytest.raises(FileNotFoundError, match=r"download https://example\.invalid/release\.th and place it at"):
+        pipeline.obtain_parent(cfg, tmp_path / "offline", log=lambda m: None, manifest=manifest,
+                               allow_network=False)

@@ -47,7 +47,7 @@ rule figures_cifar10:
 
 
 # Not part of `all`: run it alone so that nothing else competes for the processor. Its outputs
-# are committed, so regenerate them with: snakemake --cores all --forcerun bench bench
+# are committed, so regenerate them with: snakemake bench --cores all --forcerun bench
 rule bench:
     output:
         csv="results/bench/cifar10_train_step.csv",

@@ -1,6 +1,9 @@
 """Train one (method, variant, seed) run; resumes from its checkpoint if one exists."""
 import sys
 
+from hkt import signals
+
+signals.catch()  # first: SLURM's pre-timeout warning may arrive while the job is still starting
 sys.stdout = sys.stderr = open(snakemake.log[0], "a", buffering=1)
 
 from hkt.cli import launch

@@ -85,12 +85,18 @@ def parent_source(parent_cfg: dict, manifest: dict) -> str:
 
 
 def obtain_parent(cfg: dict, out_dir: str | Path, *, threads: int = 1, log: Callable = print,
-                  allow_network: bool = True) -> Path:
+                  allow_network: bool = True, manifest: dict | None = None) -> Path:
     """Write out_dir/{child.pt, curve.csv, meta.json} for the parent (its checkpoint is 'child.pt'
-    so that parent and children are evaluated by the same code)."""
+    so that parent and children are evaluated by the same code).
+
+    The parent is the published checkpoint named by the config when its file is present and
+    passes its checksum (`source: auto`), or always (`source: published`, downloading it);
+    otherwise it is trained. A present file that fails its checksum is an error, never a
+    silent fallback to training.
+    """
     out_dir = Path(out_dir)
     spec = C.parent_spec(cfg, "cifar10")
-    manifest = C.load_manifest()
+    manifest = C.load_manifest() if manifest is None else manifest
     source = parent_source(cfg["tasks"]["cifar10"]["parent"], manifest)
     device = _setup(cfg, threads)
     chash = C.config_hash(spec)
