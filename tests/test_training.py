@@ -250,3 +250,24 @@ def test_without_the_file_auto_trains_and_published_says_where_to_get_it(cfg, tm
     with pytest.raises(FileNotFoundError, match=r"download https://example\.invalid/release\.th and place it at"):
         pipeline.obtain_parent(cfg, tmp_path / "offline", log=lambda m: None, manifest=manifest,
                                allow_network=False)
+
+
+def test_published_checkpoints_are_scored_as_they_are_beside_the_runs(cfg, trained, tmp_path):
+    model, manifest = _release(tmp_path, cfg)
+    cfg["tasks"]["cifar10"]["evaluation"]["published"] = ["release"]
+    _, _, parent, _ = trained
+    out = pipeline.evaluate(cfg, {("parent", "default", 0): parent.parent}, tmp_path / "m.csv",
+                            log=lambda m: None, manifest=manifest)
+    published = out[out.method == "published"]
+    assert set(published.variant) == {"release"} and set(published.split) == {"val", "test", "-"}
+    assert published.query("metric == 'params_m'")["value"].iloc[0] == pytest.approx(
+        sum(p.numel() for p in model.parameters()) / 1e6)
+
+
+def test_an_unreachable_release_says_where_to_get_it_and_where_to_put_it(cfg, tmp_path):
+    _, manifest = _release(tmp_path, cfg)
+    (tmp_path / "release.th").unlink()
+    manifest["checkpoints"]["release"]["url"] = (tmp_path / "nowhere.th").as_uri()
+    with pytest.raises(FileNotFoundError, match=r"download file://.*nowhere\.th and place it at .*release\.th"):
+        pipeline.published_checkpoint("release", manifest, allow_network=True)
+    assert not (tmp_path / "release.th").exists()

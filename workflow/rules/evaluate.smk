@@ -7,6 +7,8 @@ rule evaluate:
         data=lambda w: data_manifest(w.task),
         parent=lambda w: f"{parent_dir(w.task)}/child.pt",
         runs=lambda w: [f"{run_dir(w.task, m, v, s)}/child.pt" for m, v, s in task_runs(w.task)],
+        published=lambda w: [C.load_manifest()["checkpoints"][name]["place_at"]
+                             for name in config["tasks"][w.task]["evaluation"].get("published", [])],
     output:
         metrics="results/{task}/metrics.csv",
     params:

@@ -68,10 +68,13 @@ def published_checkpoint(name: str, manifest: dict, *, allow_network: bool) -> P
     if path.exists():
         verify_checksum(path, **sums)
         return path
+    missing = f"published checkpoint {name!r} is missing: download {entry['url']} and place it at {path}"
     if not allow_network:
-        raise FileNotFoundError(f"published checkpoint {name!r} is missing: download {entry['url']} and "
-                                f"place it at {path}")
-    return download(entry["url"], path, **sums)
+        raise FileNotFoundError(missing)
+    try:
+        return download(entry["url"], path, **sums)
+    except OSError as err:
+        raise FileNotFoundError(f"{err}\n{missing}") from err
 
 
 def parent_source(parent_cfg: dict, manifest: dict) -> str:
@@ -113,7 +116,7 @@ def obtain_parent(cfg: dict, out_dir: str | Path, *, threads: int = 1, log: Call
         torch.manual_seed(spec["seed"])
         model = TASK.build_model(spec["arch"])
         method = load_method("baselines.alone").build(model, None, TASK, None, None)
-        result = _fit(method, spec, spec["seed"], out_dir, chash, device, log)
+        result = _fit(method, spec, load_train_val(spec["data"]), spec["seed"], out_dir, chash, device, log)
     if result is not None:  # rank 0 (or a single process) writes
         _write_run(out_dir, result, spec, seed=spec["seed"], config_hash=chash, device=device,
                    extra={"parent_source": source})
@@ -145,11 +148,11 @@ def train_run(cfg: dict, method: str, variant: str, seed: int, out_dir: str | Pa
             raise ValueError(f"{method}/{variant} needs the parent, but no parent_path was given")
         parent = TASK.build_model(cfg["tasks"]["cifar10"]["parent"]["arch"])
         load_checkpoint(parent, parent_path)
-    train_x, _, _, _ = load_train_val(spec["data"])
-    sample = normalize(train_x[:2], torch.tensor(spec["data"]["mean"]).view(1, 3, 1, 1),
+    splits = load_train_val(spec["data"])
+    sample = normalize(splits[0][:2], torch.tensor(spec["data"]["mean"]).view(1, 3, 1, 1),
                        torch.tensor(spec["data"]["std"]).view(1, 3, 1, 1))
     objective = module.build(child, parent, TASK, params, sample)
-    result = _fit(objective, spec, seed, out_dir, chash, device, log)
+    result = _fit(objective, spec, splits, seed, out_dir, chash, device, log)
     if result is not None:  # rank 0 (or a single process) writes
         _write_run(out_dir, result, spec, seed=seed, config_hash=chash, device=device,
                    extra={"trainable_parameters": sum(p.numel() for p in objective.parameters() if p.requires_grad)})
@@ -170,9 +173,9 @@ def _setup(cfg: dict, threads: int) -> torch.device:
     return device
 
 
-def _fit(method, spec: dict, seed: int, out_dir: Path, chash: str, device, log) -> TrainResult | None:
+def _fit(method, spec: dict, splits, seed: int, out_dir: Path, chash: str, device, log) -> TrainResult | None:
     data = spec["data"]
-    train_x, train_y, val_x, val_y = load_train_val(data)
+    train_x, train_y, val_x, val_y = splits
     sched = dict(spec["schedule"])
     batches = Batches(train_x.to(device), train_y.to(device), batch_size=sched.pop("batch_size"), seed=seed,
                       mean=data["mean"], std=data["std"], crop_padding=data["crop_padding"])
@@ -206,7 +209,8 @@ RESULT_COLUMNS = ["task", "method", "variant", "dataset", "split", "metric", "se
 
 
 def evaluate(cfg: dict, run_dirs: dict[tuple[str, str, int], str | Path], out_csv: str | Path, *,
-             threads: int = 1, log: Callable = print, allow_network: bool = True) -> pd.DataFrame:
+             threads: int = 1, log: Callable = print, allow_network: bool = True,
+             manifest: dict | None = None) -> pd.DataFrame:
     """Score each deployed child on the test split; `run_dirs` maps (method, variant, seed) -> dir.
 
     Each child is loaded into a bare architecture with strict key matching: inference needs
@@ -243,7 +247,8 @@ def evaluate(cfg: dict, run_dirs: dict[tuple[str, str, int], str | Path], out_cs
                 **{k: meta[k] for k in ("commit", "config_hash", "python", "torch", "torchvision", "device")}}
         rows += [{**base, "split": s, "metric": m, "value": v} for s, m, v in score(model, meta["selected"]["top1_acc"])]
         log(f"{method}/{variant} seed {seed}: test top-1 {rows[-3]['value']:.2f}%")
-    manifest = C.load_manifest()
+    manifest = C.load_manifest() if manifest is None else manifest
+    val = load_train_val(data)[2:] if ev.get("published") else None
     for name in ev.get("published", []):
         entry = manifest["checkpoints"][name]
         model = TASK.build_model(entry["arch"])
@@ -251,8 +256,7 @@ def evaluate(cfg: dict, run_dirs: dict[tuple[str, str, int], str | Path], out_cs
         meta = run_metadata(config_hash=C.config_hash(entry), seed=None, device=device, scale=cfg["scale"])
         base = {**common, "method": "published", "variant": name, "seed": -1,
                 **{k: meta[k] for k in ("commit", "config_hash", "python", "torch", "torchvision", "device")}}
-        _, _, val_x, val_y = load_train_val(data)
-        val_acc = accuracy(model.to(device), val_x, val_y, mean=data["mean"], std=data["std"])["top1_acc"]
+        val_acc = accuracy(model.to(device), *val, mean=data["mean"], std=data["std"])["top1_acc"]
         rows += [{**base, "split": s, "metric": m, "value": v} for s, m, v in score(model, val_acc)]
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     with atomic_path(out_csv) as tmp:

@@ -1,0 +1,9 @@
+"""Download one published checkpoint named in data/MANIFEST.yaml and verify its checksum."""
+import sys
+
+sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
+
+from hkt import config as C
+from hkt.tasks.cifar10.pipeline import published_checkpoint
+
+published_checkpoint(snakemake.params.name, C.load_manifest(), allow_network=True)
