@@ -35,7 +35,8 @@ rule figures_cifar10:
         curves=report("figures/cifar10_learning_curves.png", category="CIFAR-10"),
         scatter=report("figures/cifar10_accuracy_vs_params.png", category="CIFAR-10"),
     params:
-        runs={(m, v, s): run_dir("cifar10", m, v, s) for m, v, s in task_runs("cifar10")},
+        runs={("parent", "default", config["tasks"]["cifar10"]["parent"]["seed"]): parent_dir("cifar10"),
+              **{(m, v, s): run_dir("cifar10", m, v, s) for m, v, s in task_runs("cifar10")}},
     log:
         "logs/cifar10/figures.log",
     threads: 1
