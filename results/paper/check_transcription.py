@@ -237,43 +237,28 @@ def derive_paper_rows(paper_text):
             for (v, a, par), me in zip(p, mets):
                 out.append(("table1", label, tr, ds, sp, me, v, a, par))
 
-    # ---- Table 2
-    h = find_line(lines, "Model\tPrec. (%)")
-    head = [s.replace("↓", "").replace("↑", "").strip() for s in lines[h].split("\t")]
-    m2 = {"Prec. (%)": ["top1_acc"], "Error (%)": ["top1_err"], "Params (M)": ["params_m"],
-          "Inf. (ms)": ["inference_ms"]}
-    t2 = data_rows(lines, h + 1, len(head))
-    assert len(t2) == 3, f"Table 2 should have 3 data rows, found {len(t2)}"
-    for cells in t2:
-        label = strip_markup(cells[0])
-        for j in range(1, len(head)):
-            p = parse_cell(cells[j])
-            if p is None:
-                continue
-            ncells["table2"] += 1
-            mets = m2[head[j]]
-            assert len(p) == len(mets), f"Table 2 cell {cells[j]!r}"
-            for (v, a, par), me in zip(p, mets):
-                out.append(("table2", label, "-", "cifar10", "test", me, v, a, par))
-
-    # ---- Table 3
-    h = find_line(lines, "Model\tD-Mean")
-    head = [s.replace("↓", "").replace("↑", "").strip() for s in lines[h].split("\t")]
-    m3 = {"D-Mean": ["dice_mean"], "Inf. (s)": ["inference_s_min", "inference_s_max"],
-          "Params (M)": ["params_m"]}
-    t3 = data_rows(lines, h + 1, len(head))
-    assert len(t3) == 3, f"Table 3 should have 3 data rows, found {len(t3)}"
-    for cells in t3:
-        label = strip_markup(cells[0])
-        for j in range(1, len(head)):
-            p = parse_cell(cells[j])
-            if p is None:
-                continue
-            ncells["table3"] += 1
-            mets = m3[head[j]]
-            assert len(p) == len(mets), f"Table 3 cell {cells[j]!r}"
-            for (v, a, par), me in zip(p, mets):
-                out.append(("table3", label, "-", "lits", "test", me, v, a, par))
+    # ---- Tables 2 and 3: one model per row, three rows each
+    t2_metrics = {"Prec. (%)": ["top1_acc"], "Error (%)": ["top1_err"], "Params (M)": ["params_m"],
+                  "Inf. (ms)": ["inference_ms"]}
+    t3_metrics = {"D-Mean": ["dice_mean"], "Inf. (s)": ["inference_s_min", "inference_s_max"],
+                  "Params (M)": ["params_m"]}
+    for table, header, metrics, dataset in (("table2", "Model\tPrec. (%)", t2_metrics, "cifar10"),
+                                            ("table3", "Model\tD-Mean", t3_metrics, "lits")):
+        h = find_line(lines, header)
+        head = [s.replace("↓", "").replace("↑", "").strip() for s in lines[h].split("\t")]
+        rows = data_rows(lines, h + 1, len(head))
+        assert len(rows) == 3, f"{table} should have 3 data rows, found {len(rows)}"
+        for cells in rows:
+            label = strip_markup(cells[0])
+            for j in range(1, len(head)):
+                p = parse_cell(cells[j])
+                if p is None:
+                    continue
+                ncells[table] += 1
+                mets = metrics[head[j]]
+                assert len(p) == len(mets), f"{table} cell {cells[j]!r}"
+                for (v, a, par), me in zip(p, mets):
+                    out.append((table, label, "-", dataset, "test", me, v, a, par))
     return out, ncells
 
 
