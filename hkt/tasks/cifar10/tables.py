@@ -102,14 +102,25 @@ def figures(cfg: dict, metrics_csv, run_dirs: dict[tuple[str, str, int], str], o
     summary = report.summarise(results)
     acc = summary[(summary.metric == "top1_acc") & (summary.split == "test")]
     params = summary[summary.metric == "params_m"].set_index(["method", "variant"])["mean"]
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for r in acc.itertuples():
-        x = params.loc[(r.method, r.variant)]
-        ax.errorbar(x, r.mean, yerr=r.std, fmt="o", ms=5, capsize=3)
-        ax.annotate(f"{r.method}/{r.variant}", (x, r.mean), fontsize=6, xytext=(4, 2), textcoords="offset points")
-    ax.set(xscale="log", xlabel="parameters (M)", ylabel="test top-1 (%)",
-           title=f"CIFAR-10: accuracy vs parameters — {scale.upper()} SCALE")
+    fig, ax = plt.subplots(figsize=(9, 5))
+    # Every child-sized run has the same parameter count: spread each column a little along the
+    # (log) x axis and name the runs in a legend, so that no label sits on another.
+    markers = "osD^v<>ph*XP"
+    colours = plt.get_cmap("tab10" if len(acc) <= 10 else "tab20")
+    acc = acc.reset_index(drop=True)
+    acc["params"] = [params.loc[(m, v)] for m, v in zip(acc.method, acc.variant)]
+    for _, column in acc.groupby("params", sort=True):
+        spread = [1.0] if len(column) == 1 else [1.035 ** (k - (len(column) - 1) / 2) for k in range(len(column))]
+        for k, r in enumerate(column.itertuples()):
+            i = r.Index  # one colour and marker per run, in config order
+            ax.errorbar(r.params * spread[k], r.mean, yerr=r.std if r.n > 1 else None, fmt=markers[i % len(markers)],
+                        ms=6, capsize=3, color=colours(i % colours.N), label=f"{r.method}/{r.variant} (n={r.n})")
+    ax.set(xscale="log", xlabel="parameters (M, log scale; equal-size runs spread apart)",
+           ylabel="test top-1 (%, mean ± std over seeds)",
+           title=f"CIFAR-10: accuracy vs parameters — {scale.upper()} SCALE"
+                 + (": not a reproduction" if scale == "smoke" else ""))
     ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     _save(fig, out_scatter)
 
