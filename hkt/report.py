@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -61,29 +62,45 @@ def _truthy(value) -> bool:
 
 
 def compare(results: pd.DataFrame, *, metric: str, split: str, controls: list[str]) -> pd.DataFrame:
-    """Every run against each control run: mean difference and Welch's t-test over seeds."""
+    """Every run against each control run, over seeds: mean difference, Welch's t-test, and a
+    paired t-test on the seeds both share.
+
+    Runs that start from the trained child start from the child *of the same seed*, so the
+    seed-matched differences remove the child-to-child spread that dominates Welch's test.
+    """
     sub = results[(results.metric == metric) & (results.split == split)].copy()
     sub["run"] = sub["method"] + "/" + sub["variant"]
     lines = []
     for control in controls:
-        base = sub[sub.run == control]["value"].to_numpy()
+        base = sub[sub.run == control].set_index("seed")["value"]
         for run, group in sub.groupby("run", sort=False):
             if run == control or run == "parent/default":
                 continue
-            vals = group["value"].to_numpy()
-            test = stats.ttest_ind(vals, base, equal_var=False) if min(len(vals), len(base)) >= 2 else None
+            vals = group.set_index("seed")["value"]
+            welch = stats.ttest_ind(vals, base, equal_var=False) if min(len(vals), len(base)) >= 2 else None
+            seeds = vals.index.intersection(base.index)
+            diffs = (vals[seeds] - base[seeds]).to_numpy()
+            # Identical differences (common with accuracies quantised to 1/N) leave t undefined:
+            # report no test rather than scipy's p = 0.
+            spread = len(diffs) >= 2 and np.ptp(diffs) > 1e-9 * max(1.0, np.abs(diffs).max())
+            paired = stats.ttest_rel(vals[seeds], base[seeds]) if spread else None
             lines.append({"run": run, "control": control, "metric": metric, "split": split,
                           "mean": vals.mean(), "control_mean": base.mean(), "diff": vals.mean() - base.mean(),
                           "n": len(vals), "n_control": len(base),
-                          "welch_t": float(test.statistic) if test else math.nan,
-                          "p_value": float(test.pvalue) if test else math.nan})
+                          "welch_t": float(welch.statistic) if welch else math.nan,
+                          "p_value": float(welch.pvalue) if welch else math.nan,
+                          "n_paired": len(seeds),
+                          "paired_diff": float(diffs.mean()) if len(diffs) else math.nan,
+                          "paired_t": float(paired.statistic) if paired else math.nan,
+                          "paired_p": float(paired.pvalue) if paired else math.nan})
     return pd.DataFrame(lines)
 
 
 # ---------------------------------------------------------------------------------------------
 # Rendering
 # ---------------------------------------------------------------------------------------------
-def _fmt(x: float, digits: int) -> str:
+def fmt(x: float, digits: int) -> str:
+    """A number with `digits` decimals, or an en dash for a missing one."""
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
@@ -97,9 +114,9 @@ def wide(table: pd.DataFrame, headers: dict[str, tuple[str, int]]) -> tuple[list
         cells = [row, run]
         for metric, (_, digits) in headers.items():
             g = group[group.metric == metric].iloc[0]
-            paper = ("~" if g.paper_approx else "") + _fmt(g.paper, digits)
-            suite = "–" if g.n_seeds == 0 else f"{_fmt(g.suite_mean, digits)} ± {_fmt(g.suite_std, digits)} (n={g.n_seeds})"
-            cells += [paper, suite, _fmt(g["diff"], digits)]
+            paper = ("~" if g.paper_approx else "") + fmt(g.paper, digits)
+            suite = "–" if g.n_seeds == 0 else f"{fmt(g.suite_mean, digits)} ± {fmt(g.suite_std, digits)} (n={g.n_seeds})"
+            cells += [paper, suite, fmt(g["diff"], digits)]
         body.append(cells)
     return cols, body
 
