@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 from hkt import signals
 from hkt.io import atomic_torch_save
-from hkt.signals import PREEMPTED_EXIT_CODE, Preempted  # noqa: F401  (re-exported)
+from hkt.signals import Preempted
 from hkt.methods import Method
 
 CHECKPOINT = "checkpoint.pt"

@@ -13,7 +13,8 @@ import yaml
 from hkt import config as C
 from hkt.models import build_cifar_resnet, load_checkpoint
 from hkt.tasks.cifar10 import pipeline
-from hkt.train import CHECKPOINT, PREEMPTED_EXIT_CODE
+from hkt.signals import PREEMPTED_EXIT_CODE
+from hkt.train import CHECKPOINT
 
 from conftest import REPO
 
@@ -26,7 +27,7 @@ DRIVER = textwrap.dedent("""
         os.kill(os.getpid(), getattr(signal, how))
     import yaml
     from hkt.tasks.cifar10 import pipeline
-    from hkt.train import PREEMPTED_EXIT_CODE, Preempted
+    from hkt.signals import PREEMPTED_EXIT_CODE, Preempted
     cfg = yaml.safe_load(open(cfg_path))
 
     def log(msg):

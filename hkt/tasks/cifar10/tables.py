@@ -58,8 +58,8 @@ def _comparison_markdown(comparisons: pd.DataFrame) -> str:
         return "No comparison available.\n"
     lines = ["| Run | Control | Mean | Control mean | Δ | n | Welch t | p | paired Δ (seeds) | paired t | paired p |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    f = report.fmt
     for r in comparisons.itertuples():
-        f = report.fmt
         lines.append(f"| {r.run} | {r.control} | {r.mean:.2f} | {r.control_mean:.2f} | {r.diff:+.2f} | "
                      f"{r.n}/{r.n_control} | {f(r.welch_t, 2)} | {f(r.p_value, 3)} | {r.paired_diff:+.2f} "
                      f"({r.n_paired}) | {f(r.paired_t, 2)} | {f(r.paired_p, 3)} |")
@@ -116,10 +116,9 @@ def figures(cfg: dict, metrics_csv, run_dirs: dict[tuple[str, str, int], str], o
     acc = acc.reset_index(drop=True)
     acc["params"] = [params.loc[(m, v)] for m, v in zip(acc.method, acc.variant)]
     for _, column in acc.groupby("params", sort=True):
-        spread = [1.0] if len(column) == 1 else [1.035 ** (k - (len(column) - 1) / 2) for k in range(len(column))]
         for k, r in enumerate(column.itertuples()):
-            i = r.Index  # one colour and marker per run, in config order
-            ax.errorbar(r.params * spread[k], r.mean, yerr=r.std if r.n > 1 else None, fmt=markers[i % len(markers)],
+            i = r.Index  # one colour and marker per run, in the order of metrics.csv
+            ax.errorbar(r.params * 1.035 ** (k - (len(column) - 1) / 2), r.mean, yerr=r.std if r.n > 1 else None, fmt=markers[i % len(markers)],
                         ms=6, capsize=3, color=colours(i % colours.N), label=f"{r.method}/{r.variant} (n={r.n})")
     ax.set(xscale="log", xlabel="parameters (M, log scale; equal-size runs spread apart)",
            ylabel="test top-1 (%, mean ± std over seeds)",
