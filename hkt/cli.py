@@ -1,17 +1,15 @@
-"""Command-line entry for one training job, and its launcher.
+"""Command-line entry for one training job (a stage of a run or of the parent), and its launcher.
 
-    python -m hkt.cli train --config CFG.json --task cifar10 --method hkt --variant default \
-        --seed 0 --out results/runs/... [--parent P] [--init I] [--threads N]
-    python -m hkt.cli parent --config CFG.json --task cifar10 --out results/runs/cifar10/parent
+    python -m hkt.cli --spec SPEC.json --out results/runs/... [--parent P] [--init DIR] [--threads N]
 
-The workflow calls `launch`: a single process runs in the calling interpreter; several
-processes (data parallelism over the GPUs of one job, or gloo processes on a CPU) run this
-module under torchrun, which sets up torch.distributed for each of them.
+SPEC.json is the job's resolved specification (hkt.config.run_specs / parent_specs): the job
+reads nothing else. The workflow calls `launch`: a single process runs in the calling
+interpreter; several processes (data parallelism over the GPUs of one job, or gloo processes
+on a CPU) run this module under torchrun, which sets up torch.distributed for each of them.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import subprocess
@@ -22,31 +20,31 @@ from hkt import signals
 from hkt.signals import PREEMPTED_EXIT_CODE, Preempted
 
 
-def run(kind: str, cfg: dict, task: str, out: str, *, method: str | None = None, variant: str | None = None,
-        seed: int | None = None, parent: str | None = None, init: str | None = None, threads: int = 1) -> None:
-    pipeline = importlib.import_module(f"hkt.tasks.{task}.pipeline")
-    if kind == "parent":
-        pipeline.obtain_parent(cfg, out, threads=threads)
+def run(spec: dict, out: str, *, parent: str | None = None, init: str | None = None, threads: int = 1) -> None:
+    from hkt import pipeline
+
+    if spec["role"] == "parent":
+        pipeline.obtain_parent(spec, out, init_path=init, threads=threads)
     else:
-        pipeline.train_run(cfg, method, variant, seed, out, parent_path=parent, init_path=init, threads=threads)
+        pipeline.train_stage(spec, out, parent_path=parent, init_path=init, threads=threads)
 
 
-def launch(kind: str, cfg: dict, task: str, out: str, *, processes: int = 1, **job) -> int:
+def launch(spec: dict, out: str, *, processes: int = 1, **job) -> int:
     """Run one job; return its exit code (PREEMPTED_EXIT_CODE after a pre-emption checkpoint)."""
     if processes == 1:
         try:
-            run(kind, cfg, task, out, **job)
+            run(spec, out, **job)
         except Preempted as stop:
             print(stop, flush=True)
             return PREEMPTED_EXIT_CODE
         return 0
     from hkt.io import atomic_write_json
 
-    config_file = Path(out) / "job-config.json"
-    atomic_write_json(config_file, cfg)
+    spec_file = Path(out) / "job-spec.json"
+    atomic_write_json(spec_file, spec)
     args = [f"--{k}={v}" for k, v in job.items() if v is not None]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "hkt.cli", kind, f"--config={config_file}", f"--task={task}", f"--out={out}", *args]
+               "-m", "hkt.cli", f"--spec={spec_file}", f"--out={out}", *args]
     print("launching", " ".join(command), flush=True)
     return subprocess.call(command)
 
@@ -54,31 +52,26 @@ def launch(kind: str, cfg: dict, task: str, out: str, *, processes: int = 1, **j
 def main(argv=None) -> int:
     signals.catch()  # before torch is imported: a pre-timeout warning during start-up is kept
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["train", "parent"])
-    parser.add_argument("--config", required=True, help="resolved configuration as JSON")
-    parser.add_argument("--task", required=True)
+    parser.add_argument("--spec", required=True, help="the job's resolved specification as JSON")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--method")
-    parser.add_argument("--variant")
-    parser.add_argument("--seed", type=int)
     parser.add_argument("--parent")
     parser.add_argument("--init")
     parser.add_argument("--threads", type=int, default=1)
     a = parser.parse_args(argv)
-    cfg = json.loads(Path(a.config).read_text())
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    spec = json.loads(Path(a.spec).read_text())
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
         import torch
         import torch.distributed as dist
 
-        dist.init_process_group("nccl" if cfg["device"] != "cpu" and torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if spec["device"] != "cpu" and torch.cuda.is_available() else "gloo")
     try:
-        run(a.kind, cfg, a.task, a.out, method=a.method, variant=a.variant,
-            seed=a.seed, parent=a.parent, init=a.init, threads=a.threads)
+        run(spec, a.out, parent=a.parent, init=a.init, threads=a.threads)
     except Preempted as stop:
         print(stop, flush=True)
         return PREEMPTED_EXIT_CODE
     finally:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if distributed:
             import torch.distributed as dist
 
             if dist.is_initialized():

@@ -1,10 +1,17 @@
-"""One validated configuration file -> plain per-run specifications.
+"""One validated configuration file -> plain, resolved specifications of every job.
 
 `validate` runs before any job (the Snakefile calls it at parse time): first the JSON schema
 (workflow/schemas/config.schema.yaml, typos included), then what a schema cannot know: that
 every method module honours the contract, that each variant's parameters build its Params,
-that stage counts fit the task's models, that the runs and table rows exist. Every error names
-the offending key.
+that each task's data/evaluation blocks build its own config dataclasses, that schedules and
+stage counts fit, that runs and report rows exist. Every error names the offending key.
+
+The specifications (`parent_specs`, `run_specs`, `evaluation_spec`, `report_spec`) are what a
+job receives through Snakemake's `params:` and nothing else: a job never reads the config.
+Each is canonical (keys sorted at every level), so reordering or reformatting the YAML changes
+nothing, while any value that affects a job changes its specification, hence its hash and
+Snakemake's rerun decision. A specification names its upstream jobs by their hashes, so a
+change reruns everything downstream of it too.
 """
 from __future__ import annotations
 
@@ -14,12 +21,17 @@ from pathlib import Path
 
 import yaml
 
+from hkt.fields import dataclass_from
 from hkt.methods import load_method, make_params
+from hkt.schedule import Schedule
 from hkt.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 MANIFEST = ROOT / "data" / "MANIFEST.yaml"
+CHILD_RUN = ("alone", "default")  # the trained child that `init: child` runs start from
+STAGE_KEYS = ("name", "data")     # keys of a stage entry that are not Schedule fields
+SINGLE_STAGE = "main"             # the name of the one stage of a schedule given as a mapping
 
 
 class ConfigError(ValueError):
@@ -41,6 +53,9 @@ def load_manifest(path: str | Path = MANIFEST) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
 def validate(cfg: dict, manifest: dict | None = None) -> dict:
     """Return `cfg` unchanged if it is valid, else raise ConfigError naming the key."""
     import jsonschema
@@ -54,59 +69,86 @@ def validate(cfg: dict, manifest: dict | None = None) -> dict:
     for name, method in cfg["methods"].items():
         module = load_method(method["module"], key=f"methods.{name}.module")
         for variant in method["variants"]:
-            params = _variant_params(method, variant)
-            make_params(module, params, key=f"methods.{name}.variants.{variant}.params")
+            make_params(module, _variant_params(method, variant), key=f"methods.{name}.variants.{variant}.params")
     for task_name, task_cfg in cfg["tasks"].items():
-        _validate_task(cfg, task_name, task_cfg, manifest)
+        try:
+            _validate_task(cfg, task_name, task_cfg, manifest)
+        except ConfigError:
+            raise
+        except ValueError as err:
+            raise ConfigError(f"config key {err}") from err
     return cfg
 
 
 def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) -> None:
-    task = get_task(task_name)
     key = f"tasks.{task_name}"
+    try:
+        task = get_task(task_name, task_cfg.get("module"))
+    except ValueError as err:
+        raise ValueError(f"{key}.module: {err}") from err
     for role in ("parent", "child"):
-        arch = task_cfg[role]["arch"]
         try:
-            task.build_model(arch)
+            task.build_model(task_cfg[role]["arch"])
         except ValueError as err:
-            raise ConfigError(f"config key {key}.{role}.arch: {err}") from err
+            raise ValueError(f"{key}.{role}.arch: {err}") from err
+    task_config(task, task_cfg["data"], f"{key}.data")
+    dataclass_from(task.eval_config, task_cfg["evaluation"], f"{key}.evaluation")
+    for where in (("parent", "train"), ("child", "train"), ("child", "finetune")):
+        for i, stage in enumerate(stages(task_cfg[where[0]][where[1]])):
+            skey = f"{key}.{where[0]}.{where[1]}" + (f"[{i}]" if isinstance(task_cfg[where[0]][where[1]], list) else "")
+            dataclass_from(Schedule, schedule_of(stage), skey)
+            task_config(task, merge(task_cfg["data"], stage.get("data")), f"{skey}.data")
     parent = task_cfg["parent"]
     if parent["source"] == "published" and not parent.get("published"):
-        raise ConfigError(f"config key {key}.parent.published: required when parent.source is 'published'")
+        raise ValueError(f"{key}.parent.published: required when parent.source is 'published'")
     for i, name in enumerate([parent.get("published")] + task_cfg["evaluation"].get("published", [])):
         if name and name not in manifest.get("checkpoints", {}):
             where = f"{key}.parent.published" if i == 0 else f"{key}.evaluation.published[{i - 1}]"
-            raise ConfigError(f"config key {where}: {name!r} is not a checkpoint in data/MANIFEST.yaml")
+            raise ValueError(f"{where}: {name!r} is not a checkpoint in data/MANIFEST.yaml")
     if parent.get("published"):
         entry = manifest["checkpoints"][parent["published"]]
         if entry["arch"] != parent["arch"]:
-            raise ConfigError(f"config key {key}.parent.published: {parent['published']!r} is a "
-                              f"{entry['arch']}, but parent.arch is {parent['arch']}")
-    data = task_cfg["data"]
-    if data["source"] == "generated":
-        if "generated" not in data:
-            raise ConfigError(f"config key {key}.data.generated: required when data.source is 'generated'")
-        if data["val_size"] >= data["generated"]["n_train"]:
-            raise ConfigError(f"config key {key}.data.val_size: must be smaller than generated.n_train")
+            raise ValueError(f"{key}.parent.published: {parent['published']!r} is a "
+                             f"{entry['arch']}, but parent.arch is {parent['arch']}")
     for i, run in enumerate(task_cfg["runs"]):
         method_name, variant = run.split("/")
         method = cfg["methods"].get(method_name)
         if method is None or variant not in method["variants"]:
-            raise ConfigError(f"config key {key}.runs[{i}]: {run!r} names no configured method/variant")
-        module = load_method(method["module"])
-        params = make_params(module, _variant_params(method, variant))
+            raise ValueError(f"{key}.runs[{i}]: {run!r} names no configured method/variant")
+        params = make_params(load_method(method["module"]), _variant_params(method, variant))
         if hasattr(params, "check_task"):
             try:
                 params.check_task(task)
             except ValueError as err:
-                raise ConfigError(f"config key methods.{method_name}.variants.{variant}.params: {err}") from err
+                raise ValueError(f"methods.{method_name}.variants.{variant}.params: {err}") from err
     uses_child = [r for r in task_cfg["runs"] if run_init(cfg, *r.split("/")) == "child"]
     if uses_child and run_init(cfg, *CHILD_RUN) != "scratch":
-        raise ConfigError(f"config key {key}.runs: {uses_child[0]!r} starts from the trained child, which needs "
-                          f"method {CHILD_RUN[0]!r} with a variant {CHILD_RUN[1]!r} trained from scratch")
-    for row, run in task_cfg["table"]["paper_rows"].items():
-        if run != "parent" and run not in task_cfg["runs"]:
-            raise ConfigError(f"config key {key}.table.paper_rows.{row}: {run!r} is not in {key}.runs")
+        raise ValueError(f"{key}.runs: {uses_child[0]!r} starts from the trained child, which needs "
+                         f"method {CHILD_RUN[0]!r} with a variant {CHILD_RUN[1]!r} trained from scratch")
+    if uses_child and "/".join(CHILD_RUN) not in task_cfg["runs"]:
+        raise ValueError(f"{key}.runs: {uses_child[0]!r} starts from the trained child, so "
+                         f"{'/'.join(CHILD_RUN)!r} must be in the runs")
+    _validate_report(task, task_cfg, key)
+
+
+def _validate_report(task, task_cfg: dict, key: str) -> None:
+    report = task_cfg["report"]
+    runs = set(task_cfg["runs"]) | {"parent"}
+    for name, table in report["tables"].items():
+        if name not in task.tables:
+            raise ValueError(f"{key}.report.tables.{name}: the {task.name} task makes no such table; "
+                             f"it makes {sorted(task.tables)}")
+        named = [(f"rows[{i}].run", row["run"]) for i, row in enumerate(table.get("rows", []))]
+        named += [(f"controls[{i}]", run) for i, run in enumerate(table.get("controls", []))]
+        for where, run in named:
+            if run not in runs:
+                raise ValueError(f"{key}.report.tables.{name}.{where}: {run!r} is not in {key}.runs")
+    for i, name in enumerate(report["figures"]):
+        if name not in task.figures:
+            raise ValueError(f"{key}.report.figures[{i}]: the {task.name} task makes no figure {name!r}; "
+                             f"it makes {sorted(task.figures)}")
+    if task.check_report:
+        task.check_report(report)
 
 
 def _dotted(path) -> str:
@@ -117,10 +159,50 @@ def _variant_params(method: dict, variant: str) -> dict:
     return {**(method.get("params") or {}), **(method["variants"][variant].get("params") or {})}
 
 
+def task_config(task, data: dict, key: str):
+    """The task's data dataclass built from a (merged) data block."""
+    return dataclass_from(task.data_config, data, key)
+
+
 # ---------------------------------------------------------------------------------------------
-# Resolved run specifications
+# Stages
 # ---------------------------------------------------------------------------------------------
-CHILD_RUN = ("alone", "default")  # the trained child that `init: child` runs start from
+def stages(schedule_cfg: dict | list) -> list[dict]:
+    """A schedule block as a list of stages: a mapping is one stage named 'main'; a list holds
+    stages in training order, each with a `name`, optional `data` overrides and its schedule."""
+    if isinstance(schedule_cfg, dict):
+        return [{"name": SINGLE_STAGE, **schedule_cfg}]
+    return [dict(stage) for stage in schedule_cfg]
+
+
+def schedule_of(stage: dict) -> dict:
+    return {k: v for k, v in stage.items() if k not in STAGE_KEYS}
+
+
+def merge(base: dict, override: dict | None) -> dict:
+    """`base` with `override` merged in, nested mappings merged key by key."""
+    out = dict(base)
+    for k, v in (override or {}).items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolved specifications (what each job receives through `params:`)
+# ---------------------------------------------------------------------------------------------
+def canonical(obj):
+    """A copy with mapping keys sorted at every level (stable repr, stable hash)."""
+    if isinstance(obj, dict):
+        return {str(k): canonical(obj[k]) for k in sorted(obj, key=str)}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    return obj
+
+
+def config_hash(obj) -> str:
+    """A short, stable digest of a JSON-able specification."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def run_init(cfg: dict, method: str, variant: str) -> str | None:
@@ -134,31 +216,98 @@ def runs(cfg: dict, task: str) -> list[tuple[str, str]]:
     return [tuple(run.split("/")) for run in cfg["tasks"][task]["runs"]]
 
 
-def parent_spec(cfg: dict, task: str) -> dict:
+def _common(cfg: dict, task: str) -> dict:
     t = cfg["tasks"][task]
-    return {"task": task, "role": "parent", "scale": cfg["scale"], "arch": t["parent"]["arch"],
-            "source": t["parent"]["source"], "published": t["parent"].get("published"),
-            "seed": t["parent"]["seed"], "schedule": t["parent"]["train"], "data": t["data"],
+    return {"task": task, "task_module": t.get("module"), "scale": cfg["scale"], "device": cfg["device"],
             "deterministic": cfg["deterministic"]}
 
 
-def run_spec(cfg: dict, task: str, method: str, variant: str) -> dict:
-    """Everything that determines a (method, variant) run except its seed."""
+def _staged(base: dict, data: dict, schedule_cfg, upstream: dict) -> list[dict]:
+    """One specification per stage; each later stage names the one before it."""
+    entries = stages(schedule_cfg)
+    names = [s["name"] for s in entries]
+    out = []
+    for k, stage in enumerate(entries):
+        ups = dict(upstream) if k == 0 else {**{u: h for u, h in upstream.items() if u != "init"},
+                                               "previous_stage": config_hash(out[-1])}
+        out.append(canonical({**base, "stage": stage["name"], "stages": names, "schedule": schedule_of(stage),
+                              "data": merge(data, stage.get("data")), "upstream": ups}))
+    return out
+
+
+def parent_source(parent_cfg: dict, manifest: dict) -> str:
+    """'published' or 'train', resolved from the config and what is on disk (for `auto`)."""
+    if parent_cfg["source"] != "auto":
+        return parent_cfg["source"]
+    name = parent_cfg.get("published")
+    if name and (ROOT / manifest["checkpoints"][name]["place_at"]).exists():
+        return "published"
+    return "train"
+
+
+def parent_specs(cfg: dict, task: str, manifest: dict | None = None) -> list[dict]:
+    """The parent's job specifications: one per training stage, or one for a published checkpoint."""
+    manifest = load_manifest() if manifest is None else manifest
+    t = cfg["tasks"][task]
+    p = t["parent"]
+    base = {**_common(cfg, task), "role": "parent", "arch": p["arch"], "seed": p["seed"]}
+    if parent_source(p, manifest) == "published":
+        return [canonical({**base, "source": "published", "published": p["published"],
+                           "checkpoint": manifest["checkpoints"][p["published"]], "stage": "published",
+                           "stages": ["published"], "data": t["data"], "upstream": {}})]
+    return _staged({**base, "source": "train", "module": "baselines.alone", "params": {}, "init": "scratch"},
+                   t["data"], p["train"], {})
+
+
+def run_specs(cfg: dict, task: str, method: str, variant: str, seed: int, manifest: dict | None = None) -> list[dict]:
+    """The job specifications of one (method, variant, seed) run: one per training stage."""
     t, m = cfg["tasks"][task], cfg["methods"][method]
     init = run_init(cfg, method, variant)
     module = load_method(m["module"])
-    spec = {"task": task, "method": method, "variant": variant, "scale": cfg["scale"],
+    base = {**_common(cfg, task), "role": "run", "method": method, "variant": variant, "seed": seed,
             "module": m["module"], "params": _variant_params(m, variant), "init": init,
-            "arch": t["child"]["arch"], "schedule": t["child"]["finetune" if init == "child" else "train"],
-            "data": t["data"], "deterministic": cfg["deterministic"], "needs_parent": module.NEEDS_PARENT}
+            "arch": t["child"]["arch"], "needs_parent": module.NEEDS_PARENT}
+    upstream = {}
     if module.NEEDS_PARENT:
-        spec["parent"] = config_hash(parent_spec(cfg, task))
+        base["parent_arch"] = t["parent"]["arch"]
+        upstream["parent"] = config_hash(parent_specs(cfg, task, manifest)[-1])
     if init == "child":
-        spec["init_from"] = config_hash(run_spec(cfg, task, *CHILD_RUN))
-    return spec
+        upstream["init"] = config_hash(run_specs(cfg, task, *CHILD_RUN, seed, manifest)[-1])
+    return _staged(base, t["data"], t["child"]["finetune" if init == "child" else "train"], upstream)
 
 
-def config_hash(obj) -> str:
-    """A short, stable digest of a JSON-able specification."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+def data_spec(cfg: dict, task: str) -> dict:
+    """What the data job needs: the task's data block."""
+    t = cfg["tasks"][task]
+    return canonical({"task": task, "task_module": t.get("module"), "data": t["data"]})
+
+
+def evaluation_spec(cfg: dict, task: str, manifest: dict | None = None) -> dict:
+    """What the evaluation job needs: the test data, evaluation options and published releases."""
+    manifest = load_manifest() if manifest is None else manifest
+    t = cfg["tasks"][task]
+    published = {name: manifest["checkpoints"][name] for name in t["evaluation"].get("published", [])}
+    return canonical({**_common(cfg, task), "data": t["data"], "evaluation": t["evaluation"],
+                      "published": published})
+
+
+def report_spec(cfg: dict, task: str) -> dict:
+    """What the table and figure jobs need: the report block and the runs it is about."""
+    t = cfg["tasks"][task]
+    init_child = [r for r in t["runs"] if run_init(cfg, *r.split("/")) == "child"]
+    return canonical({"task": task, "task_module": t.get("module"), "scale": cfg["scale"], "seeds": cfg["seeds"],
+                      "runs": t["runs"], "init_child": init_child, "report": t["report"],
+                      "parent_arch": t["parent"]["arch"], "child_arch": t["child"]["arch"],
+                      "evaluation": t["evaluation"]})
+
+
+def differing_keys(recorded: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two specifications."""
+    out = []
+    for k in sorted(set(recorded) | set(current)):
+        a, b, name = recorded.get(k), current.get(k), f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differing_keys(a, b, name + ".")
+        elif a != b:
+            out.append(name)
+    return out

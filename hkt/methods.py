@@ -11,13 +11,13 @@ tabulates every (method, variant) the config lists.
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from types import ModuleType
 
 import torch
 import torch.nn as nn
 
+from hkt.fields import dataclass_from
 from hkt.tasks import Task
 
 
@@ -69,16 +69,4 @@ def load_method(module_name: str, key: str = "module") -> ModuleType:
 
 def make_params(module: ModuleType, params: dict, key: str = "params"):
     """Build the method's Params from a config mapping, naming the offending key on error."""
-    fields = {f.name for f in dataclasses.fields(module.Params)}
-    aliases = getattr(module, "PARAM_ALIASES", {})
-    values = {}
-    for name, value in (params or {}).items():
-        field = aliases.get(name, name)
-        if field not in fields:
-            known = sorted({aliases.get(f, f) for f in fields} | set(aliases))
-            raise ValueError(f"{key}.{name}: unknown parameter for {module.__name__}; known: {known}")
-        values[field] = tuple(value) if isinstance(value, list) else value
-    try:
-        return module.Params(**values)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{key}: {err}") from err
+    return dataclass_from(module.Params, params, key, getattr(module, "PARAM_ALIASES", {}))

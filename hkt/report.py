@@ -7,10 +7,13 @@ the scale it was produced at; a smoke-scale table says so in its title.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from hkt.io import atomic_path, atomic_write_text
 
 SCALE_NOTE = {
     "smoke": "SMOKE SCALE (embedded default: generated data, reduced models and schedules). "
@@ -28,28 +31,59 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def paper_table(results: pd.DataFrame, paper: pd.DataFrame, *, table: str, rows: dict[str, str],
-                labels: dict[str, str], metrics: dict[str, str], extra_runs: list[str]) -> pd.DataFrame:
-    """Tidy table: one line per (row, metric) with paper value, suite mean/std/n and difference.
+@dataclass(frozen=True)
+class Column:
+    """One column of a paper table: a metric on a dataset and split, as the paper names them."""
+    metric: str
+    title: str
+    digits: int
+    dataset: str = "-"             # the paper's dataset name
+    split: str = "test"            # the paper's split
+    suite_split: str | None = None  # the suite's split when it differs ('-' for model properties)
 
-    rows: paper method id -> suite run ("method/variant", or "parent" for the parent)
-    metrics: metric id -> the split it is read from ("test" or "-")
+
+def paper_dataset(dataset: str) -> str:
+    """The paper's name for a suite dataset: generated stand-ins stand for the real dataset."""
+    return dataset.removesuffix("-generated")
+
+
+def paper_table(results: pd.DataFrame, paper: pd.DataFrame, *, table: str, rows: list[dict],
+                columns: list[Column], extra_runs: list[str]) -> pd.DataFrame:
+    """Tidy table: one line per (row, column) with paper value, suite mean/std/n and difference.
+
+    rows: {"paper": paper method id, "training": regime ('-' if none), "run": suite run
+          ("method/variant", or "parent")}; paper cells are matched on (method, training,
+          dataset, split, metric) and the row label is the paper's own.
     extra_runs: suite runs without a paper row (baselines and ablations), shown after them.
     """
     summary = summarise(results)
+    summary["paper_dataset"] = summary["dataset"].map(paper_dataset)
     scale = ",".join(sorted(results["scale"].unique()))
     paper = paper[paper["table"] == table]
     lines = []
-    order = [(pid, run) for pid, run in rows.items()] + [(None, run) for run in extra_runs]
-    for paper_id, run in order:
+    order = [(r["paper"], r.get("training", "-"), r["run"]) for r in rows] + [(None, None, run) for run in extra_runs]
+    for paper_id, training, run in order:
         method, variant = ("parent", "default") if run == "parent" else run.split("/")
-        for metric, split in metrics.items():
-            mine = summary[(summary.method == method) & (summary.variant == variant) &
-                           (summary.metric == metric) & (summary.split == split)]
-            theirs = paper[(paper.method == paper_id) & (paper.metric == metric)] if paper_id else paper.iloc[0:0]
+        mine_run = summary[(summary.method == method) & (summary.variant == variant)]
+        label = run
+        if paper_id is not None:
+            printed = paper[(paper.method == paper_id) & (paper.training == training)]
+            if printed.empty:
+                raise ValueError(f"{table}: the paper has no row for method {paper_id!r}, training {training!r}")
+            label = printed["row"].iloc[0] + (f" [{training}]" if training != "-" else "")
+        for col in columns:
+            split = col.suite_split or col.split
+            mine = mine_run[(mine_run.metric == col.metric) & (mine_run.split == split) &
+                            ((mine_run.paper_dataset == col.dataset) | (mine_run.dataset == "-"))]
+            theirs = (paper[(paper.method == paper_id) & (paper.training == training) & (paper.dataset == col.dataset)
+                            & (paper.split == col.split) & (paper.metric == col.metric)]
+                      if paper_id is not None else paper.iloc[0:0])
+            if len(theirs) > 1 or len(mine) > 1:
+                raise ValueError(f"{table}: several values for {label} / {col.title}")
             p = float(theirs["value"].iloc[0]) if len(theirs) else math.nan
             m = float(mine["mean"].iloc[0]) if len(mine) else math.nan
-            lines.append({"row": labels.get(paper_id or run, run), "run": run, "metric": metric,
+            lines.append({"row": label, "run": run, "column": col.title, "metric": col.metric,
+                          "dataset": col.dataset, "split": col.split,
                           "paper": p, "paper_approx": bool(len(theirs) and _truthy(theirs["approx"].iloc[0])),
                           "suite_mean": m, "suite_std": float(mine["std"].iloc[0]) if len(mine) else math.nan,
                           "n_seeds": int(mine["n"].iloc[0]) if len(mine) else 0,
@@ -104,19 +138,19 @@ def fmt(x: float, digits: int) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def wide(table: pd.DataFrame, headers: dict[str, tuple[str, int]]) -> tuple[list[str], list[list[str]]]:
-    """Rows of strings: Model | Run | per metric: paper, suite mean ± std (n), difference."""
+def wide(table: pd.DataFrame, columns: list[Column]) -> tuple[list[str], list[list[str]]]:
+    """Rows of strings: Model | Run | per column: paper, suite mean ± std (n), difference."""
     cols = ["Model", "Run"]
-    for metric, (title, _) in headers.items():
-        cols += [f"{title} paper", f"{title} suite", f"{title} Δ"]
+    for col in columns:
+        cols += [f"{col.title} paper", f"{col.title} suite", f"{col.title} Δ"]
     body = []
     for (row, run), group in table.groupby(["row", "run"], sort=False):
         cells = [row, run]
-        for metric, (_, digits) in headers.items():
-            g = group[group.metric == metric].iloc[0]
-            paper = ("~" if g.paper_approx else "") + fmt(g.paper, digits)
-            suite = "–" if g.n_seeds == 0 else f"{fmt(g.suite_mean, digits)} ± {fmt(g.suite_std, digits)} (n={g.n_seeds})"
-            cells += [paper, suite, fmt(g["diff"], digits)]
+        for col in columns:
+            g = group[group.column == col.title].iloc[0]
+            paper = ("~" if g.paper_approx else "") + fmt(g.paper, col.digits)
+            suite = "–" if g.n_seeds == 0 else f"{fmt(g.suite_mean, col.digits)} ± {fmt(g.suite_std, col.digits)} (n={g.n_seeds})"
+            cells += [paper, suite, fmt(g["diff"], col.digits)]
         body.append(cells)
     return cols, body
 
@@ -142,3 +176,42 @@ def to_latex(caption: str, scale: str, cols: list[str], body: list[list[str]]) -
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{esc(caption)} {esc(SCALE_NOTE.get(scale, scale))}}}",
               r"\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The comparisons table every task can list (tasks.<task>.report.tables.comparisons)
+# ---------------------------------------------------------------------------------------------
+def comparisons_table(inp, outs: dict) -> pd.DataFrame:
+    """Every run against each control named in the config: Welch's and seed-paired t-tests."""
+    options = inp.spec["report"]["tables"]["comparisons"]
+    controls = [r for r in options["controls"] if r in inp.spec["runs"]]
+    table = compare(inp.results, metric=options["metric"], split=options.get("split", "test"), controls=controls)
+    with atomic_path(outs["csv"]) as tmp:
+        table.to_csv(tmp, index=False)
+    title = f"{inp.spec['task']}: comparisons ({options['metric']}, {options.get('split', 'test')} split)"
+    cols = ["Run", "Control", "Mean", "Control mean", "Δ", "n", "Welch t", "p", "paired Δ (seeds)", "paired t",
+            "paired p"]
+    body = [[r.run, r.control, fmt(r.mean, 2), fmt(r.control_mean, 2), f"{r.diff:+.2f}", f"{r.n}/{r.n_control}",
+             fmt(r.welch_t, 2), fmt(r.p_value, 3), f"{fmt(r.paired_diff, 2)} ({r.n_paired})", fmt(r.paired_t, 2),
+             fmt(r.paired_p, 3)] for r in table.itertuples()]
+    notes = ["Paired: the t-test on seed-matched differences (a run fine-tuned from the child of seed k against "
+             "the control of seed k); – where it is undefined (fewer than two shared seeds, or identical "
+             "differences). With few seeds both tests have little power and many comparisons are made: "
+             "p-values are descriptive."]
+    scale = inp.spec["scale"]
+    if "md" in outs:
+        atomic_write_text(outs["md"], to_markdown(title, scale, cols, body, notes))
+    if "tex" in outs:
+        atomic_write_text(outs["tex"], to_latex(title + ".", scale, cols, body))
+    return table
+
+
+def report_input(spec: dict, metrics_csv, paper_csv, model_dirs: dict | None = None):
+    """The ReportInput of a table or figure job, and the task that makes it."""
+    from pathlib import Path
+
+    from hkt.tasks import ReportInput, get_task
+
+    curves = {key: pd.read_csv(Path(d) / "curve.csv") for key, d in (model_dirs or {}).items()}
+    inp = ReportInput(spec=spec, results=pd.read_csv(metrics_csv), paper=pd.read_csv(paper_csv), curves=curves)
+    return inp, get_task(spec["task"], spec.get("task_module"))

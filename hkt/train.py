@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,46 +27,29 @@ import torch.distributed as dist
 
 from hkt import signals
 from hkt.io import atomic_torch_save
-from hkt.signals import Preempted
 from hkt.methods import Method
+from hkt.schedule import Schedule
+from hkt.signals import Preempted
 
 CHECKPOINT = "checkpoint.pt"
 
-@dataclass(frozen=True)
-class Schedule:
-    steps: int
-    lr: float
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    nesterov: bool = False
-    milestones: tuple = (0.5, 0.75)  # fractions of `steps` where the rate is multiplied by gamma
-    gamma: float = 0.1
-    warmup_steps: int = 0            # He et al. warm ResNet-110 up at lr/10 for ~400 iterations
-    warmup_factor: float = 0.1
-    eval_every: int = 100
-    checkpoint_every: int = 100
-
-    def lr_factor(self, step: int) -> float:
-        factor = self.gamma ** sum(step >= round(m * self.steps) for m in self.milestones)
-        return factor * (self.warmup_factor if step < self.warmup_steps else 1.0)
-
-
 @dataclass
 class TrainResult:
-    best_state: dict          # the child's weights at the best validation score
+    best_state: dict          # the method's weights (child included) at the best validation score
     best: dict                # {"step": ..., <validation metrics>}
     curve: list[dict]         # one row per evaluation
     seconds: float
 
 
 def train(method: Method, batches: Callable[[int], tuple], validate: Callable[[torch.nn.Module], dict],
-          schedule: Schedule, run_dir: str | Path, *, select: str, config_hash: str,
+          schedule: Schedule, run_dir: str | Path, *, select: tuple[str, str], config_hash: str,
           device: torch.device | str = "cpu", log: Callable[[str], None] = print) -> TrainResult | None:
     """Train `method` for `schedule.steps` steps, resuming from `run_dir/checkpoint.pt` if present.
 
-    `batches(step)` returns (inputs, targets) of the global batch; `validate(child)` returns
-    metrics on the validation split, of which `select` (higher is better) picks the deployed
-    child. Under torch.distributed, ranks other than 0 return None.
+    `batches(step)` returns (inputs, targets) of the global batch, each a tensor or a tuple of
+    tensors with the batch first; `validate(child)` returns metrics on the validation split,
+    of which `select = (metric, "max" | "min")` picks the deployed child. Under
+    torch.distributed, ranks other than 0 return None.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -80,8 +64,7 @@ def train(method: Method, batches: Callable[[int], tuple], validate: Callable[[t
         model = DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None,
                                         find_unused_parameters=True)
     params = [p for p in method.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=schedule.lr, momentum=schedule.momentum,
-                                weight_decay=schedule.weight_decay, nesterov=schedule.nesterov)
+    optimizer = schedule.make_optimizer(params)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.lr_factor)
     state = {"step": 0, "best": None, "best_state": None, "curve": [], "window": [0.0, 0], "seconds": 0.0}
     ckpt_path = run_dir / CHECKPOINT
@@ -90,14 +73,16 @@ def train(method: Method, batches: Callable[[int], tuple], validate: Callable[[t
         log(f"resumed from {ckpt_path} at step {state['step']}")
 
     method.train()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if schedule.bf16 else nullcontext()
     started = time.perf_counter() - state["seconds"]
     installed_here = signals.catch()  # job scripts catch from their first line; tests from here
     try:
         for step in range(state["step"], schedule.steps):
             x, y = batches(step)
             if world > 1:
-                x, y = x[rank::world], y[rank::world]
-            loss, parts = model(_to(x, device), _to(y, device))
+                x, y = _shard(x, rank, world), _shard(y, rank, world)
+            with autocast:
+                loss, parts = model(_to(x, device), _to(y, device))
             # agreed before backward: a rank that stopped alone would leave the others in an all-reduce
             (nonfinite,) = _agree([not torch.isfinite(loss).item()], world, device)
             if nonfinite:
@@ -106,6 +91,8 @@ def train(method: Method, batches: Callable[[int], tuple], validate: Callable[[t
                                          f"{rank} or another; stopping without writing results")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if schedule.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, schedule.grad_clip)
             optimizer.step()
             scheduler.step()
             state["window"][0] += loss.item()
@@ -142,6 +129,13 @@ def _agree(flags: list[bool], world: int, device) -> list[bool]:
     return [bool(v) for v in t.tolist()]
 
 
+def _shard(value, rank: int, world: int):
+    """This rank's share of a global batch: every `world`-th sample of each tensor."""
+    if isinstance(value, torch.Tensor):
+        return value[rank::world]
+    return type(value)(_shard(v, rank, world) for v in value)
+
+
 def _to(value, device):
     if isinstance(value, torch.Tensor):
         return value.to(device, non_blocking=True)
@@ -149,17 +143,19 @@ def _to(value, device):
 
 
 def _evaluate(method, validate, state, select, optimizer, log):
+    metric, mode = select
     metrics = validate(method.child)
-    if select not in metrics:
-        raise KeyError(f"validation returned {sorted(metrics)}, which lacks the selection metric {select!r}")
+    if metric not in metrics:
+        raise KeyError(f"validation returned {sorted(metrics)}, which lacks the selection metric {metric!r}")
     total, count = state["window"]
     row = {"step": state["step"], "lr": optimizer.param_groups[0]["lr"], "train_loss": total / max(count, 1),
            **{f"val_{k}": v for k, v in metrics.items()}}
     state["curve"].append(row)
     state["window"] = [0.0, 0]
-    if state["best"] is None or metrics[select] > state["best"][select]:
+    best = state["best"]
+    if best is None or (metrics[metric] > best[metric] if mode == "max" else metrics[metric] < best[metric]):
         state["best"] = {"step": state["step"], **metrics}
-        state["best_state"] = {k: v.detach().cpu().clone() for k, v in method.child.state_dict().items()}
+        state["best_state"] = {k: v.detach().cpu().clone() for k, v in method.state_dict().items()}
     log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
 

@@ -1,31 +1,85 @@
-"""Tasks: what a parent/child pair is trained on and how it is scored.
+"""Tasks: what a parent/child pair is trained on, how it is scored and how it is reported.
 
-A task module (hkt.tasks.<name>) exposes `TASK`, a `Task` that methods read their losses and
-aligned blocks from, plus its own data preparation and evaluation functions that the workflow
-scripts call. Methods never import a task module directly, so one method serves every task.
+A task is one package plus one config block (`tasks.<name>`), as a method is one module plus
+one config entry. The package (by default `hkt.tasks.<name>`; a config block may name another
+with `module:`) defines `TASK`, a `Task` below. Everything task-independent (obtaining the
+parent, training a stage of a run, metadata, the evaluation driver, the DAG) lives once in
+`hkt/` and `workflow/` and reaches a task only through these fields, so adding a task changes
+no generic code. Methods see only the model-facing part (models, aligned blocks, losses).
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import torch.nn as nn
 
-TASKS = ("cifar10",)
+SELECT_MODES = ("max", "min")
+
+
+class TrainingData(NamedTuple):
+    """What one training stage reads from its data: see `Task.training`."""
+    batches: Callable[[int], tuple]           # step -> (inputs, targets), a pure function of (seed, step)
+    validate: Callable[[nn.Module], dict]     # child -> validation metrics (the selection metric among them)
+    sample: Any                               # a small input batch for shape probing (tensor or tuple)
+
+
+class EvaluationData(NamedTuple):
+    """What evaluation reads from the test data: see `Task.evaluation`."""
+    score: Callable[[nn.Module], list[dict]]  # model -> rows {dataset, split, metric, value}
+    example: Any                              # the input batch inference time is measured on
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
-    build_model: Callable[[str], nn.Module]   # architecture name -> fresh model
+    # -- models: what methods read ------------------------------------------------------------
+    build_model: Callable[[str], nn.Module]   # architecture name -> fresh model (ValueError if unknown)
     blocks: Callable[[nn.Module], list]        # model -> its aligned functional blocks (Algorithm 1)
     task_loss: Callable                        # ell(output, target): the native loss L2
     inherit_losses: Mapping[str, Callable] = field(default_factory=dict)  # choices for L1 / L3
     max_stages: int = 2                         # how many aligned blocks the models offer
+    # -- configuration: dataclasses that validate tasks.<name>.data / .evaluation -------------
+    data_config: type | None = None            # built from the data block merged with a stage's overrides
+    eval_config: type | None = None
+    # -- data ---------------------------------------------------------------------------------
+    prepare_data: Callable | None = None       # (data_config, allow_network) -> manifest record (dict)
+    training: Callable | None = None           # (data_config, batch_size=, seed=, device=) -> TrainingData
+    evaluation: Callable | None = None         # (data_config, eval_config, device) -> EvaluationData
+    select: tuple[str, str] = ("accuracy", "max")  # validation metric that picks the deployed child
+    # -- reports ------------------------------------------------------------------------------
+    tables: Mapping[str, Callable] = field(default_factory=dict)   # name -> fn(ReportInput, {csv, md, tex: path})
+    figures: Mapping[str, Callable] = field(default_factory=dict)  # name -> fn(ReportInput, png path)
+    check_report: Callable[[dict], None] | None = None  # validates tasks.<name>.report beyond the schema
+
+    def __post_init__(self):
+        if self.select[1] not in SELECT_MODES:
+            raise ValueError(f"task {self.name}: select mode must be one of {SELECT_MODES}, got {self.select[1]!r}")
 
 
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {list(TASKS)}")
-    return importlib.import_module(f"hkt.tasks.{name}").TASK
+class ReportInput(NamedTuple):
+    """What a table or figure function receives from the workflow."""
+    spec: dict          # the task's report specification (config block, runs, seeds, scale, archs)
+    results: Any        # pandas DataFrame: the long-format results of results/<task>/metrics.csv
+    paper: Any          # pandas DataFrame: results/paper/results.csv
+    curves: dict        # (method, variant, seed) -> curve DataFrame ("parent", "default", s) included
+
+
+def task_module(name: str, module: str | None = None) -> str:
+    """The one task registry: the package named by the config, or hkt.tasks.<name>."""
+    return module or f"hkt.tasks.{name}"
+
+
+def get_task(name: str, module: str | None = None) -> Task:
+    path = task_module(name, module)
+    try:
+        mod = importlib.import_module(path)
+    except ImportError as err:
+        raise ValueError(f"task {name!r}: cannot import its package {path!r} ({err})") from err
+    task = getattr(mod, "TASK", None)
+    if not isinstance(task, Task):
+        raise ValueError(f"task {name!r}: package {path!r} defines no `TASK` (a hkt.tasks.Task)")
+    if task.name != name:
+        raise ValueError(f"task {name!r}: package {path!r} defines the task {task.name!r}")
+    return task

@@ -1,11 +1,12 @@
-# Configuration check and the small input functions the other rule files share.
+# Configuration check, the resolved job specifications and the small input functions the other
+# rule files share. Nothing here names a task: every task is a package plus a config block.
 import sys
-from pathlib import Path
+from functools import lru_cache
 
 sys.path.insert(0, workflow.basedir)  # the suite runs from its checkout, installed or not
 
 from hkt import config as C
-from hkt.methods import load_method
+from hkt.tasks import get_task
 
 try:
     C.validate(config)
@@ -14,6 +15,8 @@ except ValueError as err:
 
 RUNS = "results/runs"
 SEEDS = config["seeds"]
+MANIFEST = C.load_manifest()
+WEIGHTS = {"parent": "parent.pt", "run": "child.pt"}
 
 
 wildcard_constraints:
@@ -21,6 +24,8 @@ wildcard_constraints:
     method="[A-Za-z0-9_]+",
     variant="[A-Za-z0-9_.-]+",
     seed="[0-9]+",
+    stage="[A-Za-z0-9_.-]+",
+    name="[A-Za-z0-9_]+",
 
 
 def job(task, kind, key):
@@ -28,13 +33,12 @@ def job(task, kind, key):
     return config["tasks"][task]["resources"][kind][key]
 
 
-def job_resources(kind, task=None):
+def job_resources(kind):
     """Keyword arguments for `resources:`, read per job so that every task brings its own."""
-    pick = (lambda w, key: job(task, kind, key)) if task else (lambda w, key: job(w.task, kind, key))
     resources = {
-        "mem_mb": lambda w: pick(w, "mem_mb"),
-        "runtime": lambda w: pick(w, "runtime"),
-        "gpu": lambda w: pick(w, "gpus"),  # SLURM --gpus; caps GPU jobs locally with --resources gpu=N
+        "mem_mb": lambda w: job(w.task, kind, "mem_mb"),
+        "runtime": lambda w: job(w.task, kind, "runtime"),
+        "gpu": lambda w: job(w.task, kind, "gpus"),  # SLURM --gpus; caps GPU jobs locally with --resources gpu=N
     }
     if kind in ("parent", "train") and config["preempt_signal_seconds"]:
         # Pre-timeout warning: the trainer checkpoints on SIGURG and exits; a retry resumes.
@@ -42,26 +46,62 @@ def job_resources(kind, task=None):
     return resources
 
 
-def data_manifest(task):
-    return f"{config['tasks'][task]['data']['root']}/manifest.json"
+# ---------------------------------------------------------------------------------------------
+# Specifications (hkt.config) and where each job writes
+# ---------------------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def parent_specs(task):
+    return C.parent_specs(config, task, MANIFEST)
 
 
-def parent_dir(task):
-    return f"{RUNS}/{task}/parent"
+@lru_cache(maxsize=None)
+def run_specs(task, method, variant, seed):
+    return C.run_specs(config, task, method, variant, int(seed), MANIFEST)
 
 
-def run_dir(task, method, variant, seed):
-    return f"{RUNS}/{task}/{method}/{variant}/seed{seed}"
+def data_record(task):
+    return f"results/data/{task}.json"
 
 
-def run_outputs(task, method, variant, seed):
-    d = run_dir(task, method, variant, seed)
-    return [f"{d}/child.pt", f"{d}/curve.csv", f"{d}/meta.json"]
+def model_dir(base, specs, stage=None):
+    """The final stage writes into `base`; an earlier stage into `base/stage-<name>`."""
+    return base if stage in (None, specs[-1]["stage"]) else f"{base}/stage-{stage}"
+
+
+def stage_spec(specs, stage=None):
+    if stage is None:
+        return specs[-1]
+    for spec in specs:
+        if spec["stage"] == stage:
+            return spec
+    raise WorkflowError(f"no stage {stage!r}; the stages are {[s['stage'] for s in specs]}")
+
+
+def parent_dir(task, stage=None):
+    return model_dir(f"{RUNS}/{task}/parent", parent_specs(task), stage)
+
+
+def run_dir(task, method, variant, seed, stage=None):
+    return model_dir(f"{RUNS}/{task}/{method}/{variant}/seed{seed}", run_specs(task, method, variant, seed), stage)
 
 
 def task_runs(task):
     """(method, variant, seed) of every run the config lists for `task`."""
     return [(m, v, s) for m, v in C.runs(config, task) for s in SEEDS]
+
+
+def final_models(task):
+    """(method, variant, seed) -> (model directory, current specification) of every evaluated model."""
+    parent = parent_specs(task)[-1]
+    models = {("parent", "default", parent["seed"]): (parent_dir(task), parent)}
+    models.update({(m, v, s): (run_dir(task, m, v, s), run_specs(task, m, v, s)[-1]) for m, v, s in task_runs(task)})
+    return models
+
+
+def report_targets(task):
+    block = config["tasks"][task]["report"]
+    return [f"results/tables/{task}/{name}.{ext}" for name in block["tables"] for ext in ("csv", "md", "tex")] + [
+        f"figures/{task}_{name}.png" for name in block["figures"]]
 
 
 def final_targets():

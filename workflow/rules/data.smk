@@ -1,26 +1,26 @@
-# Datasets: downloaded and verified, or generated in the real on-disk layout (embedded default).
+# Datasets: downloaded and verified, or generated in the real on-disk layout (embedded default),
+# one job per task; its record is written last, so a half-prepared dataset is never complete.
 
 
-rule prepare_cifar10:
+rule prepare_data:
     output:
-        manifest=data_manifest("cifar10"),
+        record="results/data/{task}.json",
     params:
-        task="cifar10",
-        data=config["tasks"]["cifar10"]["data"],
+        spec=lambda w: C.data_spec(config, w.task),
     log:
-        "logs/data/cifar10.log",
-    threads: job("cifar10", "data", "threads")
+        "logs/data/{task}.log",
+    threads: lambda w: job(w.task, "data", "threads")
     resources:
-        **job_resources("data", task="cifar10"),
+        **job_resources("data"),
     script:
         "../scripts/prepare_data.py"
 
 
 def manifest_entry(place_at):
     """The data/MANIFEST.yaml checkpoint entry stored at `place_at`."""
-    for name, entry in C.load_manifest()["checkpoints"].items():
+    for name, entry in MANIFEST["checkpoints"].items():
         if entry.get("place_at") == place_at:
-            return name
+            return name, entry
     raise WorkflowError(f"{place_at} is not the place_at of any checkpoint in data/MANIFEST.yaml")
 
 
@@ -30,7 +30,7 @@ rule fetch_checkpoint:
     output:
         "data/checkpoints/{file}",
     params:
-        name=lambda w: manifest_entry(f"data/checkpoints/{w.file}"),
+        entry=lambda w: manifest_entry(f"data/checkpoints/{w.file}"),
     log:
         "logs/data/{file}.log",
     localrule: True  # compute nodes often have no internet

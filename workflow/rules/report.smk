@@ -1,23 +1,19 @@
-# Tables beside the paper's numbers, method comparisons and figures.
+# Tables beside the paper's numbers and figures, for any task: the task's config block names
+# them (tasks.<task>.report) and its package makes them (hkt.tasks.Task.tables / .figures).
 
 
-def report_targets(task):
-    return [f"results/tables/{task}/{name}" for name in
-            ("table2.csv", "table2.md", "table2.tex", "comparisons.csv")] + [
-        f"figures/{task}_learning_curves.png", f"figures/{task}_accuracy_vs_params.png"]
-
-
-rule table_cifar10:
+rule table:
     input:
-        metrics="results/cifar10/metrics.csv",
+        metrics="results/{task}/metrics.csv",
         paper="results/paper/results.csv",
     output:
-        csv="results/tables/cifar10/table2.csv",
-        md="results/tables/cifar10/table2.md",
-        tex="results/tables/cifar10/table2.tex",
-        comparisons="results/tables/cifar10/comparisons.csv",
+        csv="results/tables/{task}/{name}.csv",
+        md="results/tables/{task}/{name}.md",
+        tex="results/tables/{task}/{name}.tex",
+    params:
+        spec=lambda w: C.report_spec(config, w.task),
     log:
-        "logs/cifar10/table2.log",
+        "logs/{task}/table.{name}.log",
     threads: 1
     resources:
         runtime=10,
@@ -26,25 +22,24 @@ rule table_cifar10:
         "../scripts/table.py"
 
 
-rule figures_cifar10:
+rule figure:
     input:
-        metrics="results/cifar10/metrics.csv",
-        curves=[f"{run_dir('cifar10', m, v, s)}/curve.csv" for m, v, s in task_runs("cifar10")]
-        + [f"{parent_dir('cifar10')}/curve.csv"],
+        metrics="results/{task}/metrics.csv",
+        paper="results/paper/results.csv",
+        curves=lambda w: [f"{d}/curve.csv" for d, _ in final_models(w.task).values()],
     output:
-        curves=report("figures/cifar10_learning_curves.png", category="CIFAR-10"),
-        scatter=report("figures/cifar10_accuracy_vs_params.png", category="CIFAR-10"),
+        figure=report("figures/{task}_{name}.png", category="Figures"),
     params:
-        runs={("parent", "default", config["tasks"]["cifar10"]["parent"]["seed"]): parent_dir("cifar10"),
-              **{(m, v, s): run_dir("cifar10", m, v, s) for m, v, s in task_runs("cifar10")}},
+        spec=lambda w: C.report_spec(config, w.task),
+        models=lambda w: {key: d for key, (d, _) in final_models(w.task).items()},
     log:
-        "logs/cifar10/figures.log",
+        "logs/{task}/figure.{name}.log",
     threads: 1
     resources:
         runtime=10,
         mem_mb=2000,
     script:
-        "../scripts/figures.py"
+        "../scripts/figure.py"
 
 
 # Not part of `all`: run it alone so that nothing else competes for the processor. Its outputs

@@ -1,26 +1,56 @@
-# Training: the parent once per task, then every (method, variant, seed) run of the config.
-# Runs that start from the trained child (`init: child`) depend on the child-alone run of the
-# same seed; methods that read the parent depend on the parent.
+# Training: the parent once per task, then every (method, variant, seed) run of the config, each
+# as one job per training stage. A job receives its resolved specification through `params:`
+# and reads nothing else, so Snakemake reruns exactly the jobs whose specification changed and
+# everything downstream of them. The last stage writes into the model's own directory; earlier
+# stages into stage-<name>/ beside it, and the next stage starts from their method.pt. Runs that
+# start from the trained child (`init: child`) depend on the child-alone run of the same seed.
 
 
-def parent_inputs(wildcards):
-    task_cfg = config["tasks"][wildcards.task]
-    inputs = {"data": data_manifest(wildcards.task)}
-    name = task_cfg["parent"].get("published")
-    if name and task_cfg["parent"]["source"] != "train":
-        place = C.load_manifest()["checkpoints"][name]["place_at"]
-        if task_cfg["parent"]["source"] == "published" or Path(place).exists():
-            inputs["published"] = place
+def parent_inputs(w):
+    specs = parent_specs(w.task)
+    spec = stage_spec(specs, w.get("stage"))
+    inputs = {"data": data_record(w.task)}
+    if spec["source"] == "published":
+        inputs["published"] = spec["checkpoint"]["place_at"]
+    k = specs.index(spec)
+    if k > 0:
+        inputs["init"] = f"{parent_dir(w.task, specs[k - 1]['stage'])}/method.pt"
     return inputs
+
+
+def run_inputs(w):
+    specs = run_specs(w.task, w.method, w.variant, w.seed)
+    spec = stage_spec(specs, w.get("stage"))
+    inputs = {"data": data_record(w.task)}
+    if spec["needs_parent"]:
+        inputs["parent"] = f"{parent_dir(w.task)}/parent.pt"
+    k = specs.index(spec)
+    if k > 0:
+        inputs["init"] = f"{run_dir(w.task, w.method, w.variant, w.seed, specs[k - 1]['stage'])}/method.pt"
+    elif spec["init"] == "child":
+        inputs["init"] = f"{run_dir(w.task, *C.CHILD_RUN, w.seed)}/child.pt"
+    return inputs
+
+
+def parent_spec_param(w):
+    return stage_spec(parent_specs(w.task), w.get("stage"))
+
+
+def run_spec_param(w):
+    return stage_spec(run_specs(w.task, w.method, w.variant, w.seed), w.get("stage"))
+
+
+PARENT = f"{RUNS}/{{task}}/parent"
+RUN = f"{RUNS}/{{task}}/{{method}}/{{variant}}/seed{{seed}}"
 
 
 rule train_parent:
     input:
         unpack(parent_inputs),
     output:
-        ckpt=f"{RUNS}/{{task}}/parent/child.pt",
-        curve=f"{RUNS}/{{task}}/parent/curve.csv",
-        meta=f"{RUNS}/{{task}}/parent/meta.json",
+        weights=f"{PARENT}/parent.pt",
+        curve=f"{PARENT}/curve.csv",
+        meta=f"{PARENT}/meta.json",
     log:
         "logs/{task}/parent.log",
     priority: 10  # the longest job on the critical path: start it before the children
@@ -28,34 +58,46 @@ rule train_parent:
     resources:
         **job_resources("parent"),
     params:
+        spec=parent_spec_param,
         processes=lambda w: job(w.task, "parent", "processes"),
     script:
-        "../scripts/train_parent.py"
+        "../scripts/train.py"
 
 
-def run_inputs(wildcards):
-    spec = C.run_spec(config, wildcards.task, wildcards.method, wildcards.variant)
-    inputs = {"data": data_manifest(wildcards.task)}
-    if spec["needs_parent"]:
-        inputs["parent"] = f"{parent_dir(wildcards.task)}/child.pt"
-    if spec["init"] == "child":
-        inputs["init"] = f"{run_dir(wildcards.task, *C.CHILD_RUN, wildcards.seed)}/child.pt"
-    return inputs
+use rule train_parent as train_parent_stage with:
+    output:
+        weights=f"{PARENT}/stage-{{stage}}/parent.pt",
+        curve=f"{PARENT}/stage-{{stage}}/curve.csv",
+        meta=f"{PARENT}/stage-{{stage}}/meta.json",
+        method=f"{PARENT}/stage-{{stage}}/method.pt",
+    log:
+        "logs/{task}/parent.stage-{stage}.log",
 
 
 rule train_run:
     input:
         unpack(run_inputs),
     output:
-        ckpt=f"{RUNS}/{{task}}/{{method}}/{{variant}}/seed{{seed}}/child.pt",
-        curve=f"{RUNS}/{{task}}/{{method}}/{{variant}}/seed{{seed}}/curve.csv",
-        meta=f"{RUNS}/{{task}}/{{method}}/{{variant}}/seed{{seed}}/meta.json",
+        weights=f"{RUN}/child.pt",
+        curve=f"{RUN}/curve.csv",
+        meta=f"{RUN}/meta.json",
     log:
         "logs/{task}/{method}/{variant}/seed{seed}.log",
     threads: lambda w: job(w.task, "train", "threads")
     resources:
         **job_resources("train"),
     params:
+        spec=run_spec_param,
         processes=lambda w: job(w.task, "train", "processes"),
     script:
-        "../scripts/train_run.py"
+        "../scripts/train.py"
+
+
+use rule train_run as train_run_stage with:
+    output:
+        weights=f"{RUN}/stage-{{stage}}/child.pt",
+        curve=f"{RUN}/stage-{{stage}}/curve.csv",
+        meta=f"{RUN}/stage-{{stage}}/meta.json",
+        method=f"{RUN}/stage-{{stage}}/method.pt",
+    log:
+        "logs/{task}/{method}/{variant}/seed{seed}.stage-{stage}.log",

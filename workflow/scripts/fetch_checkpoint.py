@@ -3,7 +3,6 @@ import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from hkt import config as C
-from hkt.tasks.cifar10.pipeline import published_checkpoint
+from hkt.pipeline import published_checkpoint
 
-published_checkpoint(snakemake.params.name, C.load_manifest(), allow_network=True)
+published_checkpoint(*snakemake.params.entry, allow_network=True)

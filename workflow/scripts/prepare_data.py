@@ -1,9 +1,8 @@
-"""Prepare one dataset (download + verify + extract, or generate) and write its manifest last."""
+"""Prepare one task's data (download + verify + extract, or generate); its record is written last."""
 import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-import importlib
+from hkt.pipeline import prepare_data
 
-pipeline = importlib.import_module(f"hkt.tasks.{snakemake.params.task}.pipeline")
-pipeline.prepare_data(snakemake.params.data)
+prepare_data(snakemake.params.spec, snakemake.output.record)

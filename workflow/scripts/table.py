@@ -1,10 +1,9 @@
-"""Table 2 beside the paper (CSV, Markdown, LaTeX) and the method comparisons."""
+"""One table of a task (named in tasks.<task>.report.tables), as CSV, Markdown and LaTeX."""
 import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
-from hkt.tasks.cifar10 import tables
+from hkt.report import report_input
 
-out = snakemake.output
-tables.table2(snakemake.config, snakemake.input.metrics, snakemake.input.paper, out.csv, out.md, out.tex,
-              out.comparisons)
+inp, task = report_input(snakemake.params.spec, snakemake.input.metrics, snakemake.input.paper)
+task.tables[snakemake.wildcards.name](inp, {ext: snakemake.output[ext] for ext in ("csv", "md", "tex")})
