@@ -1,9 +1,9 @@
-# One command each: `make run` (set up, then the default DAG) and `make test` (set up, then the tests).
+# One command each: `make run` (set up, then the default DAG) and `make test` (set up, lint, then the tests).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -16,8 +16,13 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/snakemake --cores all
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest
+
+lint: setup  # style (ruff: lint and format) and the DAG's own linter, before any test runs
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakemake --lint
 
 bench: setup
 	$(BIN)/snakemake bench --cores all --forcerun bench  # target first: --forcerun takes several values

@@ -1,4 +1,5 @@
 """The child (or the parent) trained alone on the task loss: no transfer of any kind."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ class Params:
 
 class Alone(Method):
     def loss(self, x, y):
-        loss = self.task.task_loss(self.child(x), y)
+        loss = self.task.task_loss(self.task.forward(self.child, x), y)
         return loss, {"task": loss}
 
 

@@ -6,6 +6,7 @@ between a regressed child feature and the parent's feature at one aligned stage 
 T is the same Transfer unit HKT uses (1x1 convolution + resize, identity for equal shapes), so
 the two methods read exactly the same features and differ only in how they use them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from hkt.etm import Transfer
-from hkt.methods import Method
+from hkt.methods import Method, require_blocks
 
 NEEDS_PARENT = True
 
@@ -22,7 +23,7 @@ NEEDS_PARENT = True
 @dataclass(frozen=True)
 class Params:
     beta: float = 1.0
-    boundary: int = 1   # which stage boundary (1 = after the first aligned block)
+    boundary: int = 1  # which stage boundary (1 = after the first aligned block)
 
     def __post_init__(self):
         if self.beta < 0:
@@ -31,9 +32,7 @@ class Params:
             raise ValueError(f"boundary must be >= 1, got {self.boundary}")
 
     def check_task(self, task) -> None:
-        if self.boundary >= task.max_stages:
-            raise ValueError(f"boundary = {self.boundary} needs more than the {task.max_stages} "
-                             f"aligned blocks of {task.name}")
+        require_blocks(task, self.boundary + 1, f"boundary = {self.boundary} (a block after it)")
 
 
 class FeatureMSE(Method):
@@ -48,11 +47,11 @@ class FeatureMSE(Method):
         self.regressor = Transfer(tuple(child_feat.shape[1:]), tuple(parent_feat.shape[1:]))
 
     def _features(self, model, x):
-        return _run(self.task.blocks(model)[:self.params.boundary], x)
+        return _run(self.task.blocks(model)[: self.params.boundary], x)
 
     def loss(self, x, y):
         feat = self._features(self.child, x)
-        logits = _run(self.task.blocks(self.child)[self.params.boundary:], feat)
+        logits = _run(self.task.blocks(self.child)[self.params.boundary :], feat)
         with torch.no_grad():
             target = self._features(self.parent, x)
         task = self.task.task_loss(logits, y)

@@ -8,13 +8,18 @@
 
 Names load on first use, so that `import hkt.signals` in a job's first line stays cheap.
 """
+
 import importlib
 
 _EXPORTS = {
     "genetic_attention": "hkt.attention",
-    "ETM": "hkt.etm", "Mixture": "hkt.etm", "Transfer": "hkt.etm",
-    "Inheritance": "hkt.inheritance", "InheritanceOutput": "hkt.inheritance",
-    "build_inheritance": "hkt.inheritance", "merge_blocks": "hkt.inheritance",
+    "ETM": "hkt.etm",
+    "Mixture": "hkt.etm",
+    "Transfer": "hkt.etm",
+    "Inheritance": "hkt.inheritance",
+    "InheritanceOutput": "hkt.inheritance",
+    "build_inheritance": "hkt.inheritance",
+    "merge_blocks": "hkt.inheritance",
     "loss_weights": "hkt.weights",
 }
 __all__ = list(_EXPORTS)

@@ -6,6 +6,7 @@ with Q = x' (the receiving activation), K = V = tau (the transferred activation)
 tokens = flattened spatial positions and c = channels. GA is the part of V that the
 attention-weighted average of V (what the receiver "already perceives") does not explain.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,13 +30,16 @@ def genetic_attention(child: torch.Tensor, parent: torch.Tensor, *, vector_mode:
     s = sigmoid(<q, k> / sqrt(C)) and GA = V - (s V + (1 - s) Q) = (1 - s)(V - Q).
     """
     if child.shape != parent.shape:
-        raise ValueError(f"genetic_attention needs equal shapes, got child {tuple(child.shape)} "
-                         f"and parent {tuple(parent.shape)}; put a Transfer in front of the parent signal")
+        raise ValueError(
+            f"genetic_attention needs equal shapes, got child {tuple(child.shape)} "
+            f"and parent {tuple(parent.shape)}; put a Transfer in front of the parent signal"
+        )
     if child.dim() == 2:
         return _vector_ga(child, parent, vector_mode)
     if not 3 <= child.dim() <= 5:
-        raise ValueError(f"genetic_attention takes (B, C), (B, C, L), (B, C, H, W) or (B, C, D, H, W); "
-                         f"got {child.dim()} dimensions")
+        raise ValueError(
+            f"genetic_attention takes (B, C), (B, C, L), (B, C, H, W) or (B, C, D, H, W); got {child.dim()} dimensions"
+        )
     batch, channels = child.shape[:2]
     # (B, C, *S) -> (B, 1, N, C). `contiguous()` matters: on the CPU a transposed view sends
     # SDPA to its quadratic-memory math path (measured: 2.8 GB at 128x128 instead of 0.5 GB).

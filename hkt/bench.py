@@ -10,6 +10,7 @@ backward, optimiser update, CUDA-synchronised, after warm-up steps. All methods 
 configuration are measured in the same process, one after another, so their ratios compare
 like with like.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ METHODS = ("alone/default", "kd/default", "hkt/default")
 
 def step_times(cfg: dict, run: str, *, steps: int, warmup: int, device: torch.device) -> list[float]:
     method, variant = run.split("/")
-    spec = C.run_spec(cfg, "cifar10", method, variant)
+    spec = C.run_specs(cfg, "cifar10", method, variant, 0)[-1]
     task_cfg = cfg["tasks"]["cifar10"]
     module = load_method(spec["module"])
     params = make_params(module, spec["params"])
@@ -69,14 +70,26 @@ def run(config_paths: list[str], *, steps: int, warmup: int, threads: int) -> pd
             times = step_times(cfg, name, steps=steps, warmup=warmup, device=device)
             q = statistics.quantiles(times, n=4)
             medians[name] = statistics.median(times)
-            rows.append({"config": Path(path).name, "scale": cfg["scale"], "method": name,
-                         "child": task_cfg["child"]["arch"], "parent": task_cfg["parent"]["arch"],
-                         "resolution": task_cfg["data"]["resolution"],
-                         "batch_size": task_cfg["child"]["train"]["batch_size"],
-                         "median_ms": 1000 * medians[name], "q1_ms": 1000 * q[0], "q3_ms": 1000 * q[2],
-                         "steps": steps, "warmup": warmup, "device": device_name(device),
-                         "torch": torch.__version__, "commit": commit})
-        for row in rows[-len(METHODS):]:
+            rows.append(
+                {
+                    "config": Path(path).name,
+                    "scale": cfg["scale"],
+                    "method": name,
+                    "child": task_cfg["child"]["arch"],
+                    "parent": task_cfg["parent"]["arch"],
+                    "resolution": task_cfg["data"]["resolution"],
+                    "batch_size": task_cfg["child"]["train"]["batch_size"],
+                    "median_ms": 1000 * medians[name],
+                    "q1_ms": 1000 * q[0],
+                    "q3_ms": 1000 * q[2],
+                    "steps": steps,
+                    "warmup": warmup,
+                    "device": device_name(device),
+                    "torch": torch.__version__,
+                    "commit": commit,
+                }
+            )
+        for row in rows[-len(METHODS) :]:
             row["ratio_to_alone"] = medians[row["method"]] / medians["alone/default"]
             row["ratio_to_kd"] = medians[row["method"]] / medians["kd/default"]
     return pd.DataFrame(rows)
@@ -92,16 +105,29 @@ def figure(table: pd.DataFrame, path: str | Path) -> None:
 
     configs = list(dict.fromkeys(table["config"]))
     fig, axes = plt.subplots(1, len(configs), figsize=(5 * len(configs), 4), squeeze=False)
-    for ax, name in zip(axes[0], configs):
+    for ax, name in zip(axes[0], configs, strict=True):
         sub = table[table.config == name]
-        bars = ax.bar(sub["method"], sub["median_ms"], yerr=[sub["median_ms"] - sub["q1_ms"],
-                                                              sub["q3_ms"] - sub["median_ms"]], capsize=4)
-        for bar, ratio in zip(bars, sub["ratio_to_alone"]):
-            ax.annotate(f"{ratio:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=8, xytext=(0, 3), textcoords="offset points")
+        bars = ax.bar(
+            sub["method"],
+            sub["median_ms"],
+            yerr=[sub["median_ms"] - sub["q1_ms"], sub["q3_ms"] - sub["median_ms"]],
+            capsize=4,
+        )
+        for bar, ratio in zip(bars, sub["ratio_to_alone"], strict=True):
+            ax.annotate(
+                f"{ratio:.2f}x",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                xytext=(0, 3),
+                textcoords="offset points",
+            )
         first = sub.iloc[0]
-        ax.set(title=f"{name}: {first.child} child, {first.parent} parent\n{first.resolution}px, batch {first.batch_size}",
-               ylabel="ms per training step (median, IQR)")
+        ax.set(
+            title=f"{name}: {first.child} child, {first.parent} parent\n{first.resolution}px, batch {first.batch_size}",
+            ylabel="ms per training step (median, IQR)",
+        )
         ax.tick_params(axis="x", labelsize=8)
     fig.suptitle(f"Training step time on {table['device'].iloc[0]}", fontsize=9)
     fig.tight_layout()

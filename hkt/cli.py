@@ -7,6 +7,7 @@ reads nothing else. The workflow calls `launch`: a single process runs in the ca
 interpreter; several processes (data parallelism over the GPUs of one job, or gloo processes
 on a CPU) run this module under torchrun, which sets up torch.distributed for each of them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,18 @@ def launch(spec: dict, out: str, *, processes: int = 1, **job) -> int:
     spec_file = Path(out) / "job-spec.json"
     atomic_write_json(spec_file, spec)
     args = [f"--{k}={v}" for k, v in job.items() if v is not None]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "hkt.cli", f"--spec={spec_file}", f"--out={out}", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        "hkt.cli",
+        f"--spec={spec_file}",
+        f"--out={out}",
+        *args,
+    ]
     print("launching", " ".join(command), flush=True)
     return subprocess.call(command)
 

@@ -8,6 +8,7 @@ against paper-scale numbers). For every run of the new file, the frozen runs nam
 --reference (default: the child alone and the configuration's HKT) give the baseline, and
 Welch's t-test over seeds says how far apart they are.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,7 @@ from scipy import stats
 from hkt.io import atomic_write_text
 
 
-def compare(frozen: pd.DataFrame, new: pd.DataFrame, *, metric: str, split: str,
-            references: list[str]) -> pd.DataFrame:
+def compare(frozen: pd.DataFrame, new: pd.DataFrame, *, metric: str, split: str, references: list[str]) -> pd.DataFrame:
     for column in ("task", "dataset", "scale"):
         a, b = set(frozen[column]), set(new[column])
         if a != b:
@@ -39,21 +39,37 @@ def compare(frozen: pd.DataFrame, new: pd.DataFrame, *, metric: str, split: str,
         for ref in references:
             base = old[ref]
             test = stats.ttest_ind(values, base, equal_var=False) if min(len(values), len(base)) >= 2 else None
-            lines.append({"run": run, "reference": f"frozen {ref}", "metric": metric, "split": split,
-                          "mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else math.nan,
-                          "n": len(values), "reference_mean": base.mean(),
-                          "reference_std": base.std(ddof=1) if len(base) > 1 else math.nan,
-                          "n_reference": len(base), "diff": values.mean() - base.mean(),
-                          "p_value": float(test.pvalue) if test else math.nan})
+            lines.append(
+                {
+                    "run": run,
+                    "reference": f"frozen {ref}",
+                    "metric": metric,
+                    "split": split,
+                    "mean": values.mean(),
+                    "std": values.std(ddof=1) if len(values) > 1 else math.nan,
+                    "n": len(values),
+                    "reference_mean": base.mean(),
+                    "reference_std": base.std(ddof=1) if len(base) > 1 else math.nan,
+                    "n_reference": len(base),
+                    "diff": values.mean() - base.mean(),
+                    "p_value": float(test.pvalue) if test else math.nan,
+                }
+            )
     return pd.DataFrame(lines)
 
 
 def to_markdown(table: pd.DataFrame, scale: str) -> str:
-    lines = [f"# New runs against frozen results ({scale} scale)", "",
-             "| Run | Reference | Mean ± std (n) | Reference mean ± std (n) | Δ | Welch p |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# New runs against frozen results ({scale} scale)",
+        "",
+        "| Run | Reference | Mean ± std (n) | Reference mean ± std (n) | Δ | Welch p |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in table.itertuples():
-        lines.append(f"| {r.run} | {r.reference} | {r.mean:.2f} ± {r.std:.2f} ({r.n}) | "
-                     f"{r.reference_mean:.2f} ± {r.reference_std:.2f} ({r.n_reference}) | {r.diff:+.2f} | {r.p_value:.3f} |")
+        lines.append(
+            f"| {r.run} | {r.reference} | {r.mean:.2f} ± {r.std:.2f} ({r.n}) | "
+            f"{r.reference_mean:.2f} ± {r.reference_std:.2f} ({r.n_reference}) | {r.diff:+.2f} | {r.p_value:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -67,8 +83,9 @@ def main(argv=None) -> None:
     parser.add_argument("--reference", action="append", help="frozen run to compare with (repeatable)")
     args = parser.parse_args(argv)
     frozen, new = pd.read_csv(args.frozen), pd.read_csv(args.new)
-    table = compare(frozen, new, metric=args.metric, split=args.split,
-                    references=args.reference or ["alone/default", "hkt/default"])
+    table = compare(
+        frozen, new, metric=args.metric, split=args.split, references=args.reference or ["alone/default", "hkt/default"]
+    )
     atomic_write_text(args.out, to_markdown(table, new["scale"].iloc[0]))
     atomic_write_text(args.out.rsplit(".", 1)[0] + ".csv", table.to_csv(index=False))
     print(to_markdown(table, new["scale"].iloc[0]))

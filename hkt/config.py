@@ -13,6 +13,7 @@ nothing, while any value that affects a job changes its specification, hence its
 Snakemake's rerun decision. A specification names its upstream jobs by their hashes, so a
 change reruns everything downstream of it too.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 MANIFEST = ROOT / "data" / "MANIFEST.yaml"
 CHILD_RUN = ("alone", "default")  # the trained child that `init: child` runs start from
-STAGE_KEYS = ("name", "data")     # keys of a stage entry that are not Schedule fields
-SINGLE_STAGE = "main"             # the name of the one stage of a schedule given as a mapping
+STAGE_KEYS = ("name", "data")  # keys of a stage entry that are not Schedule fields
+SINGLE_STAGE = "main"  # the name of the one stage of a schedule given as a mapping
 
 
 class ConfigError(ValueError):
@@ -61,10 +62,11 @@ def validate(cfg: dict, manifest: dict | None = None) -> dict:
     import jsonschema
 
     schema = yaml.safe_load(SCHEMA.read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.path))
-    if errors:
-        err = errors[0]
-        raise ConfigError(f"config key {_dotted(err.path) or '<top level>'}: {err.message}")
+    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(cfg))
+    if err is not None:
+        while err.context:  # "not valid under any of the given schemas": say why, at the deepest key
+            err = max(err.context, key=lambda e: (len(e.absolute_path), -len(e.schema_path)))
+        raise ConfigError(f"config key {_dotted(err.absolute_path) or '<top level>'}: {err.message}")
     manifest = load_manifest() if manifest is None else manifest
     for name, method in cfg["methods"].items():
         module = load_method(method["module"], key=f"methods.{name}.module")
@@ -108,8 +110,10 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
     if parent.get("published"):
         entry = manifest["checkpoints"][parent["published"]]
         if entry["arch"] != parent["arch"]:
-            raise ValueError(f"{key}.parent.published: {parent['published']!r} is a "
-                             f"{entry['arch']}, but parent.arch is {parent['arch']}")
+            raise ValueError(
+                f"{key}.parent.published: {parent['published']!r} is a "
+                f"{entry['arch']}, but parent.arch is {parent['arch']}"
+            )
     for i, run in enumerate(task_cfg["runs"]):
         method_name, variant = run.split("/")
         method = cfg["methods"].get(method_name)
@@ -123,11 +127,15 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
                 raise ValueError(f"methods.{method_name}.variants.{variant}.params: {err}") from err
     uses_child = [r for r in task_cfg["runs"] if run_init(cfg, *r.split("/")) == "child"]
     if uses_child and run_init(cfg, *CHILD_RUN) != "scratch":
-        raise ValueError(f"{key}.runs: {uses_child[0]!r} starts from the trained child, which needs "
-                         f"method {CHILD_RUN[0]!r} with a variant {CHILD_RUN[1]!r} trained from scratch")
+        raise ValueError(
+            f"{key}.runs: {uses_child[0]!r} starts from the trained child, which needs "
+            f"method {CHILD_RUN[0]!r} with a variant {CHILD_RUN[1]!r} trained from scratch"
+        )
     if uses_child and "/".join(CHILD_RUN) not in task_cfg["runs"]:
-        raise ValueError(f"{key}.runs: {uses_child[0]!r} starts from the trained child, so "
-                         f"{'/'.join(CHILD_RUN)!r} must be in the runs")
+        raise ValueError(
+            f"{key}.runs: {uses_child[0]!r} starts from the trained child, so "
+            f"{'/'.join(CHILD_RUN)!r} must be in the runs"
+        )
     _validate_report(task, task_cfg, key)
 
 
@@ -136,8 +144,9 @@ def _validate_report(task, task_cfg: dict, key: str) -> None:
     runs = set(task_cfg["runs"]) | {"parent"}
     for name, table in report["tables"].items():
         if name not in task.tables:
-            raise ValueError(f"{key}.report.tables.{name}: the {task.name} task makes no such table; "
-                             f"it makes {sorted(task.tables)}")
+            raise ValueError(
+                f"{key}.report.tables.{name}: the {task.name} task makes no such table; it makes {sorted(task.tables)}"
+            )
         named = [(f"rows[{i}].run", row["run"]) for i, row in enumerate(table.get("rows", []))]
         named += [(f"controls[{i}]", run) for i, run in enumerate(table.get("controls", []))]
         for where, run in named:
@@ -145,8 +154,10 @@ def _validate_report(task, task_cfg: dict, key: str) -> None:
                 raise ValueError(f"{key}.report.tables.{name}.{where}: {run!r} is not in {key}.runs")
     for i, name in enumerate(report["figures"]):
         if name not in task.figures:
-            raise ValueError(f"{key}.report.figures[{i}]: the {task.name} task makes no figure {name!r}; "
-                             f"it makes {sorted(task.figures)}")
+            raise ValueError(
+                f"{key}.report.figures[{i}]: the {task.name} task makes no figure {name!r}; "
+                f"it makes {sorted(task.figures)}"
+            )
     if task.check_report:
         task.check_report(report)
 
@@ -218,8 +229,13 @@ def runs(cfg: dict, task: str) -> list[tuple[str, str]]:
 
 def _common(cfg: dict, task: str) -> dict:
     t = cfg["tasks"][task]
-    return {"task": task, "task_module": t.get("module"), "scale": cfg["scale"], "device": cfg["device"],
-            "deterministic": cfg["deterministic"]}
+    return {
+        "task": task,
+        "task_module": t.get("module"),
+        "scale": cfg["scale"],
+        "device": cfg["device"],
+        "deterministic": cfg["deterministic"],
+    }
 
 
 def _staged(base: dict, data: dict, schedule_cfg, upstream: dict) -> list[dict]:
@@ -228,10 +244,23 @@ def _staged(base: dict, data: dict, schedule_cfg, upstream: dict) -> list[dict]:
     names = [s["name"] for s in entries]
     out = []
     for k, stage in enumerate(entries):
-        ups = dict(upstream) if k == 0 else {**{u: h for u, h in upstream.items() if u != "init"},
-                                               "previous_stage": config_hash(out[-1])}
-        out.append(canonical({**base, "stage": stage["name"], "stages": names, "schedule": schedule_of(stage),
-                              "data": merge(data, stage.get("data")), "upstream": ups}))
+        ups = (
+            dict(upstream)
+            if k == 0
+            else {**{u: h for u, h in upstream.items() if u != "init"}, "previous_stage": config_hash(out[-1])}
+        )
+        out.append(
+            canonical(
+                {
+                    **base,
+                    "stage": stage["name"],
+                    "stages": names,
+                    "schedule": schedule_of(stage),
+                    "data": merge(data, stage.get("data")),
+                    "upstream": ups,
+                }
+            )
+        )
     return out
 
 
@@ -252,11 +281,26 @@ def parent_specs(cfg: dict, task: str, manifest: dict | None = None) -> list[dic
     p = t["parent"]
     base = {**_common(cfg, task), "role": "parent", "arch": p["arch"], "seed": p["seed"]}
     if parent_source(p, manifest) == "published":
-        return [canonical({**base, "source": "published", "published": p["published"],
-                           "checkpoint": manifest["checkpoints"][p["published"]], "stage": "published",
-                           "stages": ["published"], "data": t["data"], "upstream": {}})]
-    return _staged({**base, "source": "train", "module": "baselines.alone", "params": {}, "init": "scratch"},
-                   t["data"], p["train"], {})
+        return [
+            canonical(
+                {
+                    **base,
+                    "source": "published",
+                    "published": p["published"],
+                    "checkpoint": manifest["checkpoints"][p["published"]],
+                    "stage": "published",
+                    "stages": ["published"],
+                    "data": t["data"],
+                    "upstream": {},
+                }
+            )
+        ]
+    return _staged(
+        {**base, "source": "train", "module": "baselines.alone", "params": {}, "init": "scratch"},
+        t["data"],
+        p["train"],
+        {},
+    )
 
 
 def run_specs(cfg: dict, task: str, method: str, variant: str, seed: int, manifest: dict | None = None) -> list[dict]:
@@ -264,9 +308,18 @@ def run_specs(cfg: dict, task: str, method: str, variant: str, seed: int, manife
     t, m = cfg["tasks"][task], cfg["methods"][method]
     init = run_init(cfg, method, variant)
     module = load_method(m["module"])
-    base = {**_common(cfg, task), "role": "run", "method": method, "variant": variant, "seed": seed,
-            "module": m["module"], "params": _variant_params(m, variant), "init": init,
-            "arch": t["child"]["arch"], "needs_parent": module.NEEDS_PARENT}
+    base = {
+        **_common(cfg, task),
+        "role": "run",
+        "method": method,
+        "variant": variant,
+        "seed": seed,
+        "module": m["module"],
+        "params": _variant_params(m, variant),
+        "init": init,
+        "arch": t["child"]["arch"],
+        "needs_parent": module.NEEDS_PARENT,
+    }
     upstream = {}
     if module.NEEDS_PARENT:
         base["parent_arch"] = t["parent"]["arch"]
@@ -287,18 +340,27 @@ def evaluation_spec(cfg: dict, task: str, manifest: dict | None = None) -> dict:
     manifest = load_manifest() if manifest is None else manifest
     t = cfg["tasks"][task]
     published = {name: manifest["checkpoints"][name] for name in t["evaluation"].get("published", [])}
-    return canonical({**_common(cfg, task), "data": t["data"], "evaluation": t["evaluation"],
-                      "published": published})
+    return canonical({**_common(cfg, task), "data": t["data"], "evaluation": t["evaluation"], "published": published})
 
 
 def report_spec(cfg: dict, task: str) -> dict:
     """What the table and figure jobs need: the report block and the runs it is about."""
     t = cfg["tasks"][task]
     init_child = [r for r in t["runs"] if run_init(cfg, *r.split("/")) == "child"]
-    return canonical({"task": task, "task_module": t.get("module"), "scale": cfg["scale"], "seeds": cfg["seeds"],
-                      "runs": t["runs"], "init_child": init_child, "report": t["report"],
-                      "parent_arch": t["parent"]["arch"], "child_arch": t["child"]["arch"],
-                      "evaluation": t["evaluation"]})
+    return canonical(
+        {
+            "task": task,
+            "task_module": t.get("module"),
+            "scale": cfg["scale"],
+            "seeds": cfg["seeds"],
+            "runs": t["runs"],
+            "init_child": init_child,
+            "report": t["report"],
+            "parent_arch": t["parent"]["arch"],
+            "child_arch": t["child"]["arch"],
+            "evaluation": t["evaluation"],
+        }
+    )
 
 
 def differing_keys(recorded: dict, current: dict, prefix: str = "") -> list[str]:

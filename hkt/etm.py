@@ -9,9 +9,10 @@ For a source signal x (the block that gives) and a receiving signal x' (the bloc
 Mixture modes: "ga" is eq. (3); "add" (x' + lambda * tau) is the no-GA ablation;
 "mse" (footnote 1) injects nothing and instead reports MSE(tau, x') as an alignment loss.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn

@@ -4,10 +4,11 @@ Methods (their Params), tasks (their data and evaluation configs) and the traine
 all declare their options as dataclasses; this is the one place that turns a YAML mapping
 into one, so every unknown key and every invalid value is reported the same way.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def dataclass_from(cls: type, values: Mapping | None, key: str, aliases: Mapping[str, str] | None = None):

@@ -17,10 +17,11 @@ Per training batch (Algorithm 1):
 The parent's blocks run in eval mode with frozen weights; gradients of the head path reach
 the child through the parent's blocks but never change them.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -53,9 +54,9 @@ class Boundary(nn.Module):
 
 @dataclass
 class InheritanceOutput:
-    inherited: Signal          # z*_n: the child path with the parent mixed in (L1)
-    native: Signal             # z_n: the plain child (L2)
-    head: Signal | None        # ~z*_n: the parent head fed with child-mixed features (L3)
+    inherited: Signal  # z*_n: the child path with the parent mixed in (L1)
+    native: Signal  # z_n: the plain child (L2)
+    head: Signal | None  # ~z*_n: the parent head fed with child-mixed features (L3)
     alignment: torch.Tensor | None  # mean MSE alignment over mixed leaves ("mse" mixture)
 
 
@@ -80,8 +81,9 @@ class Inheritance(nn.Module):
         """Run Algorithm 1 on one batch. `head=False` skips the parent's last block (alpha3 = 0)."""
         n = self.stages
         if len(child) != n or len(parent) != n:
-            raise ValueError(f"{n}-stage inheritance needs {n} child and parent blocks, "
-                             f"got {len(child)} and {len(parent)}")
+            raise ValueError(
+                f"{n}-stage inheritance needs {n} child and parent blocks, got {len(child)} and {len(parent)}"
+            )
         z = child[0](x)
         with torch.no_grad():  # nothing upstream of ~z_1 belongs to the child
             zp = parent[0](x)
@@ -142,9 +144,17 @@ def boundary_signals(blocks: Sequence[Block], x) -> list[Signal]:
     return out
 
 
-def build_inheritance(child: Sequence[Block], parent: Sequence[Block], sample, *, lam: float = 0.6,
-                      mixture: str = "ga", vector_mode: str = "gated", head_query: str = "parent",
-                      leaves: Sequence[Sequence[int]] | None = None) -> Inheritance:
+def build_inheritance(
+    child: Sequence[Block],
+    parent: Sequence[Block],
+    sample,
+    *,
+    lam: float = 0.6,
+    mixture: str = "ga",
+    vector_mode: str = "gated",
+    head_query: str = "parent",
+    leaves: Sequence[Sequence[int]] | None = None,
+) -> Inheritance:
     """Create the ETM units for two aligned block lists by probing them with `sample`.
 
     `leaves[i]` lists which leaves of boundary i are mixed (default: all). Transfers are the
@@ -156,12 +166,12 @@ def build_inheritance(child: Sequence[Block], parent: Sequence[Block], sample, *
         child_shapes = [_shapes(s) for s in boundary_signals(child, sample)]
         parent_shapes = [_shapes(s) for s in boundary_signals(parent, sample)]
     to_child, to_parent = [], []
-    for i, (cs, ps) in enumerate(zip(child_shapes, parent_shapes)):
+    for i, (cs, ps) in enumerate(zip(child_shapes, parent_shapes, strict=True)):
         if len(cs) != len(ps):
             raise ValueError(f"boundary {i + 1}: child carries {len(cs)} tensors, parent {len(ps)}")
         mixed = range(len(cs)) if leaves is None else leaves[i]
 
-        def units(src, dst):
+        def units(src, dst, mixed=mixed):
             return {j: ETM(Transfer(src[j], dst[j]), Mixture(mixture, lam, vector_mode)) for j in mixed}
 
         to_child.append(Boundary(units(ps, cs)))

@@ -1,5 +1,6 @@
 """File plumbing that must never leave half-written results: atomic writes, checksums,
 downloads that verify before they publish, and archive extraction that cannot escape its folder."""
+
 from __future__ import annotations
 
 import hashlib
@@ -61,8 +62,9 @@ def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def verify_checksum(path: str | Path, *, md5: str | None = None, sha256: str | None = None,
-                    sha256_prefix: str | None = None) -> None:
+def verify_checksum(
+    path: str | Path, *, md5: str | None = None, sha256: str | None = None, sha256_prefix: str | None = None
+) -> None:
     """Raise ValueError naming the file unless every given checksum matches.
 
     `sha256_prefix` is torch.hub's convention: a release whose file name carries the first

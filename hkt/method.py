@@ -5,16 +5,15 @@
 L1 supervises the child path that received the parent (backbone inheritance), L2 the plain
 child (native supervision), L3 the parent head fed with child-mixed features (head inheritance).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from hkt.attention import VECTOR_MODES
 from hkt.etm import MIXTURE_MODES
 from hkt.inheritance import HEAD_QUERIES, build_inheritance, merge_blocks
-from hkt.methods import Method
+from hkt.methods import Method, require_blocks
 from hkt.weights import loss_weights
 
 NEEDS_PARENT = True
@@ -23,24 +22,26 @@ PARAM_ALIASES = {"lambda": "lam"}  # `lambda` is the paper's name and a Python k
 
 @dataclass(frozen=True)
 class Params:
-    stages: int = 2                    # n of nHKT: aligned blocks used (2 on CIFAR, 3 on RAFT/LiTS)
-    lam: float = 0.6                   # lambda of eq. (3); 0.6 in the authors' CIFAR code
+    stages: int = 2  # n of nHKT: aligned blocks used (2 on CIFAR, 3 on RAFT/LiTS)
+    lam: float = 0.6  # lambda of eq. (3); 0.6 in the authors' CIFAR code
     alphas: tuple = ("1/3", "1/3", "1/3")  # eq. (9); the authors' code sums three equal losses
-    ablation: bool = False             # allow weights outside the paper's constraints (renormalised)
-    mixture: str = "ga"                # ga | add (no-GA ablation) | mse (footnote-1 ablation)
-    vector_mode: str = "gated"         # GA on (B, C) vectors: see hkt.attention
-    head_query: str = "parent"         # parent: Algorithm 1 line 6; child: the authors' code
-    inherit_loss: str = "ce"           # loss of L1 and L3 (task-specific choices)
-    align_weight: float = 1.0          # weight of the MSE alignment of the "mse" mixture
+    ablation: bool = False  # allow weights outside the paper's constraints (renormalised)
+    mixture: str = "ga"  # ga | add (no-GA ablation) | mse (footnote-1 ablation)
+    vector_mode: str = "gated"  # GA on (B, C) vectors: see hkt.attention
+    head_query: str = "parent"  # parent: Algorithm 1 line 6; child: the authors' code
+    inherit_loss: str = "ce"  # loss of L1 and L3 (task-specific choices)
+    align_weight: float = 1.0  # weight of the MSE alignment of the "mse" mixture
 
     def __post_init__(self):
         if self.stages < 2:
             raise ValueError(f"stages must be at least 2 (one stage boundary), got {self.stages}")
         if not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"lambda must lie in [0, 1] (eq. 3), got {self.lam}")
-        for name, value, choices in (("mixture", self.mixture, MIXTURE_MODES),
-                                     ("vector_mode", self.vector_mode, VECTOR_MODES),
-                                     ("head_query", self.head_query, HEAD_QUERIES)):
+        for name, value, choices in (
+            ("mixture", self.mixture, MIXTURE_MODES),
+            ("vector_mode", self.vector_mode, VECTOR_MODES),
+            ("head_query", self.head_query, HEAD_QUERIES),
+        ):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
         if self.align_weight < 0:
@@ -48,12 +49,11 @@ class Params:
         object.__setattr__(self, "weights", loss_weights(self.alphas, ablation=self.ablation))
 
     def check_task(self, task) -> None:
-        if self.stages > task.max_stages:
-            raise ValueError(f"stages = {self.stages} exceeds the {task.max_stages} aligned blocks "
-                             f"that the {task.name} models offer")
+        require_blocks(task, self.stages, f"stages = {self.stages}")
         if self.inherit_loss not in task.inherit_losses:
-            raise ValueError(f"inherit_loss must be one of {sorted(task.inherit_losses)} for "
-                             f"{task.name}, got {self.inherit_loss!r}")
+            raise ValueError(
+                f"inherit_loss must be one of {sorted(task.inherit_losses)} for {task.name}, got {self.inherit_loss!r}"
+            )
 
 
 class HKT(Method):
@@ -63,8 +63,14 @@ class HKT(Method):
         self.params = params
         self.inherit_loss = task.inherit_losses[params.inherit_loss]
         self.inheritance = build_inheritance(
-            self.child_blocks(), self.parent_blocks(), sample, lam=params.lam, mixture=params.mixture,
-            vector_mode=params.vector_mode, head_query=params.head_query)
+            self.child_blocks(),
+            self.parent_blocks(),
+            sample,
+            lam=params.lam,
+            mixture=params.mixture,
+            vector_mode=params.vector_mode,
+            head_query=params.head_query,
+        )
 
     def child_blocks(self):
         return merge_blocks(self.task.blocks(self.child), self.params.stages)

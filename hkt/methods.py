@@ -9,6 +9,7 @@ A method is one importable module, named in the config (`methods.<name>.module`)
 Nothing else in the suite changes when a method is added: the workflow trains, evaluates and
 tabulates every (method, variant) the config lists.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -53,6 +54,12 @@ def freeze(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def require_blocks(task: Task, needed: int, what: str) -> None:
+    """Refuse a setting that needs more aligned blocks than the task's models offer."""
+    if needed > task.max_stages:
+        raise ValueError(f"{what} exceeds the {task.max_stages} aligned blocks that the {task.name} models offer")
 
 
 def load_method(module_name: str, key: str = "module") -> ModuleType:

@@ -8,12 +8,13 @@ A model directory (the parent's, a run's, or a stage's) holds exactly: the deplo
 that another stage continues, and while training is in progress checkpoint.pt. Only
 `evaluate` ever reads the test split.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
@@ -30,9 +31,25 @@ from hkt.timing import inference_ms_per_input
 from hkt.train import CHECKPOINT, TrainResult, train
 
 WEIGHTS = {"parent": "parent.pt", "run": "child.pt"}
-METHOD_STATE = "method.pt"   # the whole method (child and its trainable extras) for the next stage
-RESULT_COLUMNS = ["task", "method", "variant", "dataset", "split", "metric", "seed", "value", "scale",
-                  "commit", "config_hash", "python", "torch", "torchvision", "device", "eval_device"]
+METHOD_STATE = "method.pt"  # the whole method (child and its trainable extras) for the next stage
+RESULT_COLUMNS = [
+    "task",
+    "method",
+    "variant",
+    "dataset",
+    "split",
+    "metric",
+    "seed",
+    "value",
+    "scale",
+    "commit",
+    "config_hash",
+    "python",
+    "torch",
+    "torchvision",
+    "device",
+    "eval_device",
+]
 META_COLUMNS = ("commit", "config_hash", "python", "torch", "torchvision", "device")
 
 
@@ -46,8 +63,9 @@ def task_of(spec: dict):
 def prepare_data(spec: dict, out: str | Path, *, allow_network: bool = True) -> dict:
     """Prepare the task's data (download + verify, or generate) and write its record to `out` last."""
     task = task_of(spec)
-    record = task.prepare_data(C.task_config(task, spec["data"], f"tasks.{spec['task']}.data"),
-                               allow_network=allow_network)
+    record = task.prepare_data(
+        C.task_config(task, spec["data"], f"tasks.{spec['task']}.data"), allow_network=allow_network
+    )
     atomic_write_json(out, {"spec_hash": C.config_hash(spec), "data": spec["data"], "prepared": record})
     return record
 
@@ -73,8 +91,15 @@ def published_checkpoint(name: str, entry: dict, *, allow_network: bool) -> Path
         raise FileNotFoundError(f"{err}\n{missing}") from err
 
 
-def obtain_parent(spec: dict, out_dir: str | Path, *, init_path: str | Path | None = None, threads: int = 1,
-                  log: Callable = print, allow_network: bool = True) -> Path:
+def obtain_parent(
+    spec: dict,
+    out_dir: str | Path,
+    *,
+    init_path: str | Path | None = None,
+    threads: int = 1,
+    log: Callable = print,
+    allow_network: bool = True,
+) -> Path:
     """One stage of the parent: a verified published checkpoint, or trained with the task loss.
 
     A present file that fails its checksum is an error, never a silent fallback to training.
@@ -89,8 +114,9 @@ def obtain_parent(spec: dict, out_dir: str | Path, *, init_path: str | Path | No
     data = task.training(C.task_config(task, spec["data"], "data"), batch_size=1, seed=spec["seed"], device=device)
     best = {"step": None, **data.validate(model.to(device))}
     log(f"parent from published checkpoint {path} ({record}); validation {best}")
-    result = TrainResult(best_state={f"child.{k}": v for k, v in model.state_dict().items()}, best=best,
-                         curve=[], seconds=0.0)
+    result = TrainResult(
+        best_state={f"child.{k}": v for k, v in model.state_dict().items()}, best=best, curve=[], seconds=0.0
+    )
     write_model_dir(out_dir, result, spec, device=device, extra={"parent_source": "published"})
     return out_dir / WEIGHTS["parent"]
 
@@ -98,8 +124,15 @@ def obtain_parent(spec: dict, out_dir: str | Path, *, init_path: str | Path | No
 # ---------------------------------------------------------------------------------------------
 # Training (one stage of a run or of the parent)
 # ---------------------------------------------------------------------------------------------
-def train_stage(spec: dict, out_dir: str | Path, *, parent_path: str | Path | None = None,
-                init_path: str | Path | None = None, threads: int = 1, log: Callable = print) -> Path:
+def train_stage(
+    spec: dict,
+    out_dir: str | Path,
+    *,
+    parent_path: str | Path | None = None,
+    init_path: str | Path | None = None,
+    threads: int = 1,
+    log: Callable = print,
+) -> Path:
     """Train one stage of a run (or of the parent) as its specification says.
 
     `init_path` is the model directory this stage starts from: the previous stage of the same
@@ -129,17 +162,32 @@ def train_stage(spec: dict, out_dir: str | Path, *, parent_path: str | Path | No
         parent = task.build_model(spec["parent_arch"])
         load_checkpoint(parent, parent_path)
     schedule = dataclass_from(Schedule, spec["schedule"], "schedule")
-    data = task.training(C.task_config(task, spec["data"], "data"), batch_size=schedule.batch_size,
-                         seed=spec["seed"], device=device)
+    data = task.training(
+        C.task_config(task, spec["data"], "data"), batch_size=schedule.batch_size, seed=spec["seed"], device=device
+    )
     objective = module.build(child, parent, task, params, data.sample)
     if continues:
         _load_method_state(objective, Path(init_path) / METHOD_STATE)
-    result = train(objective, data.batches, data.validate, schedule, out_dir, select=task.select,
-                   config_hash=chash, device=device, log=log)
+    result = train(
+        objective,
+        data.batches,
+        data.validate,
+        schedule,
+        out_dir,
+        select=task.select,
+        config_hash=chash,
+        device=device,
+        log=log,
+    )
     if result is not None:  # rank 0 (or a single process) writes
         trainable = sum(p.numel() for p in objective.parameters() if p.requires_grad)
-        write_model_dir(out_dir, result, spec, device=device, extra={"trainable_parameters": trainable,
-                                                                     "parent_source": spec.get("source")})
+        write_model_dir(
+            out_dir,
+            result,
+            spec,
+            device=device,
+            extra={"trainable_parameters": trainable, "parent_source": spec.get("source")},
+        )
     return out_dir / WEIGHTS[role]
 
 
@@ -173,16 +221,27 @@ def setup(spec: dict, threads: int) -> torch.device:
 def write_model_dir(out_dir: Path, result: TrainResult, spec: dict, *, device, extra: dict) -> None:
     """curve.csv, meta.json, method.pt (before a further stage), then the weights last."""
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-    meta = {**run_metadata(config_hash=C.config_hash(spec), seed=spec["seed"], device=device, scale=spec["scale"]),
-            "spec": spec, "selected": result.best, "train_seconds": result.seconds, "world_size": world, **extra}
+    meta = {
+        **run_metadata(config_hash=C.config_hash(spec), seed=spec["seed"], device=device, scale=spec["scale"]),
+        "spec": spec,
+        "selected": result.best,
+        "train_seconds": result.seconds,
+        "world_size": world,
+        **extra,
+    }
     with atomic_path(out_dir / "curve.csv") as tmp:
         pd.DataFrame(result.curve).to_csv(tmp, index=False)
     atomic_write_json(out_dir / "meta.json", meta)
     if spec["stage"] != spec["stages"][-1]:
         atomic_torch_save(result.best_state, out_dir / METHOD_STATE)
-    child = {k[len("child."):]: v for k, v in result.best_state.items() if k.startswith("child.")}
-    save_checkpoint(child, out_dir / WEIGHTS[spec["role"]], arch=spec["arch"], task=spec["task"],
-                    selected_step=-1 if result.best["step"] is None else result.best["step"])
+    child = {k[len("child.") :]: v for k, v in result.best_state.items() if k.startswith("child.")}
+    save_checkpoint(
+        child,
+        out_dir / WEIGHTS[spec["role"]],
+        arch=spec["arch"],
+        task=spec["task"],
+        selected_step=-1 if result.best["step"] is None else result.best["step"],
+    )
     (out_dir / CHECKPOINT).unlink(missing_ok=True)  # training state is no longer needed
 
 
@@ -194,13 +253,22 @@ def check_recorded(meta: dict, spec: dict, where: str) -> None:
     if meta.get("config_hash") == C.config_hash(spec):
         return
     changed = C.differing_keys(meta.get("spec") or {}, spec)
-    raise ValueError(f"{where} was trained with another specification (hash {meta.get('config_hash')}, "
-                     f"now {C.config_hash(spec)}); changed: {', '.join(changed) or 'unknown'}. "
-                     f"Rerun its training (snakemake reruns it unless told otherwise).")
+    raise ValueError(
+        f"{where} was trained with another specification (hash {meta.get('config_hash')}, "
+        f"now {C.config_hash(spec)}); changed: {', '.join(changed) or 'unknown'}. "
+        f"Rerun its training (snakemake reruns it unless told otherwise)."
+    )
 
 
-def evaluate(spec: dict, models: dict[tuple[str, str, int], tuple[str | Path, dict]], out_csv: str | Path, *,
-             threads: int = 1, log: Callable = print, allow_network: bool = True) -> pd.DataFrame:
+def evaluate(
+    spec: dict,
+    models: dict[tuple[str, str, int], tuple[str | Path, dict]],
+    out_csv: str | Path,
+    *,
+    threads: int = 1,
+    log: Callable = print,
+    allow_network: bool = True,
+) -> pd.DataFrame:
     """Score each model on the test data; `models` maps (method, variant, seed) -> (dir, current spec).
 
     Each model is loaded into a bare architecture with strict key matching: inference needs
@@ -217,10 +285,15 @@ def evaluate(spec: dict, models: dict[tuple[str, str, int], tuple[str | Path, di
 
     def score(model, val_value):
         model.to(device)
-        latency = inference_ms_per_input(model, test.example, warmup=timing["warmup"], repeats=timing["repeats"])
-        return [{"dataset": "-", "split": "val", "metric": metric, "value": val_value}, *test.score(model),
-                {"dataset": "-", "split": "-", "metric": "params_m", "value": count_parameters(model) / 1e6},
-                {"dataset": "-", "split": "-", "metric": "inference_ms", "value": latency}]
+        latency = inference_ms_per_input(
+            model, test.infer, test.batch_size, warmup=timing["warmup"], repeats=timing["repeats"]
+        )
+        return [
+            {"dataset": "-", "split": "val", "metric": metric, "value": val_value},
+            *test.score(model),
+            {"dataset": "-", "split": "-", "metric": "params_m", "value": count_parameters(model) / 1e6},
+            {"dataset": "-", "split": "-", "metric": "inference_ms", "value": latency},
+        ]
 
     rows, common = [], {"task": spec["task"], "scale": spec["scale"], "eval_device": device_name(device)}
     for (method, variant, seed), (model_dir, current) in models.items():
@@ -230,9 +303,12 @@ def evaluate(spec: dict, models: dict[tuple[str, str, int], tuple[str | Path, di
         model = task.build_model(current["arch"])
         load_checkpoint(model, model_dir / WEIGHTS[current["role"]])
         base = {**common, "method": method, "variant": variant, "seed": seed, **{k: meta[k] for k in META_COLUMNS}}
-        rows += [{**base, **r} for r in score(model, meta["selected"][metric])]
-        log(f"{method}/{variant} seed {seed}: " + ", ".join(f"{r['dataset']} {r['metric']} {r['value']:.4g}"
-                                                            for r in rows[-4:-2]))
+        scored = score(model, meta["selected"][metric])
+        rows += [{**base, **r} for r in scored]
+        log(
+            f"{method}/{variant} seed {seed}: "
+            + ", ".join(f"{r['dataset']} {r['split']} {r['metric']} {r['value']:.4g}" for r in scored)
+        )
     if spec["published"]:
         val = task.training(data, batch_size=1, seed=0, device=device).validate
     for name, entry in spec["published"].items():

@@ -4,6 +4,7 @@ Inputs are the long-format results (one row per task, method, variant, split, me
 and the frozen transcription of the paper (results/paper/results.csv). Every table carries
 the scale it was produced at; a smoke-scale table says so in its title.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,7 @@ from hkt.io import atomic_path, atomic_write_text
 
 SCALE_NOTE = {
     "smoke": "SMOKE SCALE (embedded default: generated data, reduced models and schedules). "
-             "Not a reproduction of the paper; the paper's numbers are shown only for layout.",
+    "Not a reproduction of the paper; the paper's numbers are shown only for layout.",
     "paper": "Paper scale.",
 }
 
@@ -34,11 +35,12 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 @dataclass(frozen=True)
 class Column:
     """One column of a paper table: a metric on a dataset and split, as the paper names them."""
+
     metric: str
     title: str
     digits: int
-    dataset: str = "-"             # the paper's dataset name
-    split: str = "test"            # the paper's split
+    dataset: str = "-"  # the paper's dataset name
+    split: str = "test"  # the paper's split
     suite_split: str | None = None  # the suite's split when it differs ('-' for model properties)
 
 
@@ -47,8 +49,15 @@ def paper_dataset(dataset: str) -> str:
     return dataset.removesuffix("-generated")
 
 
-def paper_table(results: pd.DataFrame, paper: pd.DataFrame, *, table: str, rows: list[dict],
-                columns: list[Column], extra_runs: list[str]) -> pd.DataFrame:
+def paper_table(
+    results: pd.DataFrame,
+    paper: pd.DataFrame,
+    *,
+    table: str,
+    rows: list[dict],
+    columns: list[Column],
+    extra_runs: list[str],
+) -> pd.DataFrame:
     """Tidy table: one line per (row, column) with paper value, suite mean/std/n and difference.
 
     rows: {"paper": paper method id, "training": regime ('-' if none), "run": suite run
@@ -73,21 +82,43 @@ def paper_table(results: pd.DataFrame, paper: pd.DataFrame, *, table: str, rows:
             label = printed["row"].iloc[0] + (f" [{training}]" if training != "-" else "")
         for col in columns:
             split = col.suite_split or col.split
-            mine = mine_run[(mine_run.metric == col.metric) & (mine_run.split == split) &
-                            ((mine_run.paper_dataset == col.dataset) | (mine_run.dataset == "-"))]
-            theirs = (paper[(paper.method == paper_id) & (paper.training == training) & (paper.dataset == col.dataset)
-                            & (paper.split == col.split) & (paper.metric == col.metric)]
-                      if paper_id is not None else paper.iloc[0:0])
+            mine = mine_run[
+                (mine_run.metric == col.metric)
+                & (mine_run.split == split)
+                & ((mine_run.paper_dataset == col.dataset) | (mine_run.dataset == "-"))
+            ]
+            theirs = (
+                paper[
+                    (paper.method == paper_id)
+                    & (paper.training == training)
+                    & (paper.dataset == col.dataset)
+                    & (paper.split == col.split)
+                    & (paper.metric == col.metric)
+                ]
+                if paper_id is not None
+                else paper.iloc[0:0]
+            )
             if len(theirs) > 1 or len(mine) > 1:
                 raise ValueError(f"{table}: several values for {label} / {col.title}")
             p = float(theirs["value"].iloc[0]) if len(theirs) else math.nan
             m = float(mine["mean"].iloc[0]) if len(mine) else math.nan
-            lines.append({"row": label, "run": run, "column": col.title, "metric": col.metric,
-                          "dataset": col.dataset, "split": col.split,
-                          "paper": p, "paper_approx": bool(len(theirs) and _truthy(theirs["approx"].iloc[0])),
-                          "suite_mean": m, "suite_std": float(mine["std"].iloc[0]) if len(mine) else math.nan,
-                          "n_seeds": int(mine["n"].iloc[0]) if len(mine) else 0,
-                          "diff": m - p, "scale": scale})
+            lines.append(
+                {
+                    "row": label,
+                    "run": run,
+                    "column": col.title,
+                    "metric": col.metric,
+                    "dataset": col.dataset,
+                    "split": col.split,
+                    "paper": p,
+                    "paper_approx": bool(len(theirs) and _truthy(theirs["approx"].iloc[0])),
+                    "suite_mean": m,
+                    "suite_std": float(mine["std"].iloc[0]) if len(mine) else math.nan,
+                    "n_seeds": int(mine["n"].iloc[0]) if len(mine) else 0,
+                    "diff": m - p,
+                    "scale": scale,
+                }
+            )
     return pd.DataFrame(lines)
 
 
@@ -118,15 +149,25 @@ def compare(results: pd.DataFrame, *, metric: str, split: str, controls: list[st
             # report no test rather than scipy's p = 0.
             spread = len(diffs) >= 2 and np.ptp(diffs) > 1e-9 * max(1.0, np.abs(diffs).max())
             paired = stats.ttest_rel(vals[seeds], base[seeds]) if spread else None
-            lines.append({"run": run, "control": control, "metric": metric, "split": split,
-                          "mean": vals.mean(), "control_mean": base.mean(), "diff": vals.mean() - base.mean(),
-                          "n": len(vals), "n_control": len(base),
-                          "welch_t": float(welch.statistic) if welch else math.nan,
-                          "p_value": float(welch.pvalue) if welch else math.nan,
-                          "n_paired": len(seeds),
-                          "paired_diff": float(diffs.mean()) if len(diffs) else math.nan,
-                          "paired_t": float(paired.statistic) if paired else math.nan,
-                          "paired_p": float(paired.pvalue) if paired else math.nan})
+            lines.append(
+                {
+                    "run": run,
+                    "control": control,
+                    "metric": metric,
+                    "split": split,
+                    "mean": vals.mean(),
+                    "control_mean": base.mean(),
+                    "diff": vals.mean() - base.mean(),
+                    "n": len(vals),
+                    "n_control": len(base),
+                    "welch_t": float(welch.statistic) if welch else math.nan,
+                    "p_value": float(welch.pvalue) if welch else math.nan,
+                    "n_paired": len(seeds),
+                    "paired_diff": float(diffs.mean()) if len(diffs) else math.nan,
+                    "paired_t": float(paired.statistic) if paired else math.nan,
+                    "paired_p": float(paired.pvalue) if paired else math.nan,
+                }
+            )
     return pd.DataFrame(lines)
 
 
@@ -149,15 +190,25 @@ def wide(table: pd.DataFrame, columns: list[Column]) -> tuple[list[str], list[li
         for col in columns:
             g = group[group.column == col.title].iloc[0]
             paper = ("~" if g.paper_approx else "") + fmt(g.paper, col.digits)
-            suite = "–" if g.n_seeds == 0 else f"{fmt(g.suite_mean, col.digits)} ± {fmt(g.suite_std, col.digits)} (n={g.n_seeds})"
+            suite = (
+                "–"
+                if g.n_seeds == 0
+                else f"{fmt(g.suite_mean, col.digits)} ± {fmt(g.suite_std, col.digits)} (n={g.n_seeds})"
+            )
             cells += [paper, suite, fmt(g["diff"], col.digits)]
         body.append(cells)
     return cols, body
 
 
 def to_markdown(title: str, scale: str, cols: list[str], body: list[list[str]], notes: list[str] = ()) -> str:
-    lines = [f"# {title}", "", f"**{SCALE_NOTE.get(scale, scale)}**", "",
-             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = [
+        f"# {title}",
+        "",
+        f"**{SCALE_NOTE.get(scale, scale)}**",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in body]
     lines += [""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
@@ -165,16 +216,35 @@ def to_markdown(title: str, scale: str, cols: list[str], body: list[list[str]], 
 
 def to_latex(caption: str, scale: str, cols: list[str], body: list[list[str]]) -> str:
     def esc(s: str) -> str:
-        return (s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%")
-                 .replace("&", r"\&").replace("#", r"\#").replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
-                 .replace("~", r"$\sim$").replace("–", "--"))
+        return (
+            s.replace("\\", r"\textbackslash{}")
+            .replace("_", r"\_")
+            .replace("%", r"\%")
+            .replace("&", r"\&")
+            .replace("#", r"\#")
+            .replace("±", r"$\pm$")
+            .replace("Δ", r"$\Delta$")
+            .replace("~", r"$\sim$")
+            .replace("–", "--")
+        )
 
     spec = "ll" + "r" * (len(cols) - 2)
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(esc(c) for c in cols) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(esc(c) for c in r) + r" \\" for r in body]
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{esc(caption)} {esc(SCALE_NOTE.get(scale, scale))}}}",
-              r"\end{table}"]
+    lines += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        rf"\caption{{{esc(caption)} {esc(SCALE_NOTE.get(scale, scale))}}}",
+        r"\end{table}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -189,15 +259,41 @@ def comparisons_table(inp, outs: dict) -> pd.DataFrame:
     with atomic_path(outs["csv"]) as tmp:
         table.to_csv(tmp, index=False)
     title = f"{inp.spec['task']}: comparisons ({options['metric']}, {options.get('split', 'test')} split)"
-    cols = ["Run", "Control", "Mean", "Control mean", "Δ", "n", "Welch t", "p", "paired Δ (seeds)", "paired t",
-            "paired p"]
-    body = [[r.run, r.control, fmt(r.mean, 2), fmt(r.control_mean, 2), f"{r.diff:+.2f}", f"{r.n}/{r.n_control}",
-             fmt(r.welch_t, 2), fmt(r.p_value, 3), f"{fmt(r.paired_diff, 2)} ({r.n_paired})", fmt(r.paired_t, 2),
-             fmt(r.paired_p, 3)] for r in table.itertuples()]
-    notes = ["Paired: the t-test on seed-matched differences (a run fine-tuned from the child of seed k against "
-             "the control of seed k); – where it is undefined (fewer than two shared seeds, or identical "
-             "differences). With few seeds both tests have little power and many comparisons are made: "
-             "p-values are descriptive."]
+    cols = [
+        "Run",
+        "Control",
+        "Mean",
+        "Control mean",
+        "Δ",
+        "n",
+        "Welch t",
+        "p",
+        "paired Δ (seeds)",
+        "paired t",
+        "paired p",
+    ]
+    body = [
+        [
+            r.run,
+            r.control,
+            fmt(r.mean, 2),
+            fmt(r.control_mean, 2),
+            f"{r.diff:+.2f}",
+            f"{r.n}/{r.n_control}",
+            fmt(r.welch_t, 2),
+            fmt(r.p_value, 3),
+            f"{fmt(r.paired_diff, 2)} ({r.n_paired})",
+            fmt(r.paired_t, 2),
+            fmt(r.paired_p, 3),
+        ]
+        for r in table.itertuples()
+    ]
+    notes = [
+        "Paired: the t-test on seed-matched differences (a run fine-tuned from the child of seed k against "
+        "the control of seed k); – where it is undefined (fewer than two shared seeds, or identical "
+        "differences). With few seeds both tests have little power and many comparisons are made: "
+        "p-values are descriptive."
+    ]
     scale = inp.spec["scale"]
     if "md" in outs:
         atomic_write_text(outs["md"], to_markdown(title, scale, cols, body, notes))

@@ -1,4 +1,5 @@
 """What every run records about itself: code version, configuration, software, hardware."""
+
 from __future__ import annotations
 
 import datetime
@@ -16,8 +17,9 @@ from hkt.config import ROOT
 def git_commit() -> str:
     """HEAD's commit, suffixed '-dirty' when tracked files differ from it; 'unknown' outside git."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
         dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=ROOT, timeout=10).returncode != 0
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -57,5 +59,5 @@ def run_metadata(*, config_hash: str, seed: int | None, device: torch.device, sc
         "numpy": numpy.__version__,
         "platform": platform.platform(),
         "argv": sys.argv,
-        "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "finished_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

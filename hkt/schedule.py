@@ -7,6 +7,7 @@ follows exactly the curve of an uninterrupted one. Recipes of the three tasks:
     RAFT (Teed & Deng 2020)  adamw, onecycle (linear, pct_start 0.05), grad_clip 1
     U-Nets (PocketNet)       adam, constant
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,23 +22,23 @@ LR_SCHEDULES = ("multistep", "onecycle", "constant")
 class Schedule:
     steps: int
     batch_size: int
-    lr: float                        # the peak rate (onecycle) or the starting rate (multistep)
+    lr: float  # the peak rate (onecycle) or the starting rate (multistep)
     optimizer: str = "sgd"
-    momentum: float = 0.9            # sgd
-    nesterov: bool = False           # sgd
-    betas: tuple = (0.9, 0.999)      # adam, adamw
-    eps: float = 1e-8                # adam, adamw
+    momentum: float = 0.9  # sgd
+    nesterov: bool = False  # sgd
+    betas: tuple = (0.9, 0.999)  # adam, adamw
+    eps: float = 1e-8  # adam, adamw
     weight_decay: float = 1e-4
     lr_schedule: str = "multistep"
     milestones: tuple = (0.5, 0.75)  # multistep: fractions of `steps` where the rate is multiplied by gamma
     gamma: float = 0.1
-    warmup_steps: int = 0            # multistep: He et al. warm ResNet-110 up at lr/10 for ~400 iterations
+    warmup_steps: int = 0  # multistep: He et al. warm ResNet-110 up at lr/10 for ~400 iterations
     warmup_factor: float = 0.1
-    pct_start: float = 0.05          # onecycle: share of the steps spent rising to `lr`
-    div_factor: float = 25.0         # onecycle: starts at lr / div_factor ...
-    final_div_factor: float = 1e4    # ... and ends at lr / (div_factor * final_div_factor)
-    grad_clip: float | None = None   # max global gradient norm (RAFT: 1.0); None = no clipping
-    bf16: bool = False               # bf16 autocast for forward and loss (CUDA or CPU)
+    pct_start: float = 0.05  # onecycle: share of the steps spent rising to `lr`
+    div_factor: float = 25.0  # onecycle: starts at lr / div_factor ...
+    final_div_factor: float = 1e4  # ... and ends at lr / (div_factor * final_div_factor)
+    grad_clip: float | None = None  # max global gradient norm (RAFT: 1.0); None = no clipping
+    bf16: bool = False  # bf16 autocast for forward and loss (CUDA or CPU)
     eval_every: int = 100
     checkpoint_every: int = 100
 
@@ -69,7 +70,8 @@ class Schedule:
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         if self.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                                   nesterov=self.nesterov)
+            return torch.optim.SGD(
+                params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.nesterov
+            )
         cls = torch.optim.AdamW if self.optimizer == "adamw" else torch.optim.Adam
         return cls(params, lr=self.lr, betas=tuple(self.betas), eps=self.eps, weight_decay=self.weight_decay)

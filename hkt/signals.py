@@ -6,6 +6,7 @@ a handler exists is lost: job scripts call `catch()` first, and the training loo
 `requested()` after every step. This module imports nothing heavy so that `catch()` is cheap.
 SIGTERM (scancel, pre-emption, requeue, the time limit itself) and SIGUSR1 are caught alike.
 """
+
 from __future__ import annotations
 
 import signal

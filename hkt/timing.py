@@ -1,36 +1,35 @@
 """Inference latency: warm-up, synchronised timing, median of repeats."""
+
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
 
-def _leaves(example) -> list[torch.Tensor]:
-    return [example] if isinstance(example, torch.Tensor) else list(example)
-
-
 @torch.no_grad()
-def inference_ms_per_input(model: torch.nn.Module, example, *, warmup: int, repeats: int) -> float:
-    """Median wall time of one forward pass over `example`, divided by its batch size.
+def inference_ms_per_input(
+    model: torch.nn.Module, infer: Callable[[torch.nn.Module], object], batch_size: int, *, warmup: int, repeats: int
+) -> float:
+    """Median wall time of `infer(model)` (one inference over a batch), divided by the batch size.
 
-    `example` is the model's input: a tensor, or a tuple of tensors passed as separate
-    arguments (e.g. an image pair), each with the batch first. CUDA work is asynchronous, so
-    the clock is read only after `torch.cuda.synchronize()`.
+    The model runs in eval mode. CUDA work is asynchronous, so the clock is read only after
+    `torch.cuda.synchronize()`.
     """
     was_training = model.training
     model.eval()
-    leaves = _leaves(example)
-    sync = torch.cuda.synchronize if leaves[0].is_cuda else (lambda: None)
+    on_cuda = next(model.parameters()).is_cuda
+    sync = torch.cuda.synchronize if on_cuda else (lambda: None)
     for _ in range(warmup):
-        model(*leaves)
+        infer(model)
     sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model(*leaves)
+        infer(model)
         sync()
         times.append(time.perf_counter() - start)
     model.train(was_training)
-    return 1000.0 * statistics.median(times) / leaves[0].shape[0]
+    return 1000.0 * statistics.median(times) / batch_size

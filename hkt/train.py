@@ -13,14 +13,15 @@ Guarantees:
   from the step and trains on its shard; DDP averages the gradients, rank 0 validates and
   writes, and stop requests and non-finite losses are agreed on by all ranks before backward.
 """
+
 from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -33,17 +34,27 @@ from hkt.signals import Preempted
 
 CHECKPOINT = "checkpoint.pt"
 
+
 @dataclass
 class TrainResult:
-    best_state: dict          # the method's weights (child included) at the best validation score
-    best: dict                # {"step": ..., <validation metrics>}
-    curve: list[dict]         # one row per evaluation
+    best_state: dict  # the method's weights (child included) at the best validation score
+    best: dict  # {"step": ..., <validation metrics>}
+    curve: list[dict]  # one row per evaluation
     seconds: float
 
 
-def train(method: Method, batches: Callable[[int], tuple], validate: Callable[[torch.nn.Module], dict],
-          schedule: Schedule, run_dir: str | Path, *, select: tuple[str, str], config_hash: str,
-          device: torch.device | str = "cpu", log: Callable[[str], None] = print) -> TrainResult | None:
+def train(
+    method: Method,
+    batches: Callable[[int], tuple],
+    validate: Callable[[torch.nn.Module], dict],
+    schedule: Schedule,
+    run_dir: str | Path,
+    *,
+    select: tuple[str, str],
+    config_hash: str,
+    device: torch.device | str = "cpu",
+    log: Callable[[str], None] = print,
+) -> TrainResult | None:
     """Train `method` for `schedule.steps` steps, resuming from `run_dir/checkpoint.pt` if present.
 
     `batches(step)` returns (inputs, targets) of the global batch, each a tensor or a tuple of
@@ -61,8 +72,9 @@ def train(method: Method, batches: Callable[[int], tuple], validate: Callable[[t
         from torch.nn.parallel import DistributedDataParallel
 
         # find_unused_parameters: some variants leave transfer units idle (e.g. alpha3 = 0)
-        model = DistributedDataParallel(method, device_ids=[device.index] if device.type == "cuda" else None,
-                                        find_unused_parameters=True)
+        model = DistributedDataParallel(
+            method, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
     params = [p for p in method.parameters() if p.requires_grad]
     optimizer = schedule.make_optimizer(params)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.lr_factor)
@@ -87,8 +99,10 @@ def train(method: Method, batches: Callable[[int], tuple], validate: Callable[[t
             (nonfinite,) = _agree([not torch.isfinite(loss).item()], world, device)
             if nonfinite:
                 detail = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
-                raise FloatingPointError(f"non-finite loss {loss.item()} at step {step} ({detail}) on rank "
-                                         f"{rank} or another; stopping without writing results")
+                raise FloatingPointError(
+                    f"non-finite loss {loss.item()} at step {step} ({detail}) on rank "
+                    f"{rank} or another; stopping without writing results"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if schedule.grad_clip is not None:
@@ -106,8 +120,10 @@ def train(method: Method, batches: Callable[[int], tuple], validate: Callable[[t
                 state["seconds"] = time.perf_counter() - started
                 _save(ckpt_path, method, optimizer, scheduler, state, config_hash, schedule)
             if stop_requested:
-                raise Preempted(f"stop requested by signal {signals.requested() or 'on another rank'}; "
-                                f"checkpoint saved at step {done}")
+                raise Preempted(
+                    f"stop requested by signal {signals.requested() or 'on another rank'}; "
+                    f"checkpoint saved at step {done}"
+                )
     finally:
         if installed_here:
             signals.release()
@@ -116,8 +132,9 @@ def train(method: Method, batches: Callable[[int], tuple], validate: Callable[[t
         return None
     if state["best_state"] is None:
         raise RuntimeError("training ended without a validation evaluation")
-    return TrainResult(best_state=state["best_state"], best=state["best"], curve=state["curve"],
-                       seconds=time.perf_counter() - started)
+    return TrainResult(
+        best_state=state["best_state"], best=state["best"], curve=state["curve"], seconds=time.perf_counter() - started
+    )
 
 
 def _agree(flags: list[bool], world: int, device) -> list[bool]:
@@ -148,8 +165,12 @@ def _evaluate(method, validate, state, select, optimizer, log):
     if metric not in metrics:
         raise KeyError(f"validation returned {sorted(metrics)}, which lacks the selection metric {metric!r}")
     total, count = state["window"]
-    row = {"step": state["step"], "lr": optimizer.param_groups[0]["lr"], "train_loss": total / max(count, 1),
-           **{f"val_{k}": v for k, v in metrics.items()}}
+    row = {
+        "step": state["step"],
+        "lr": optimizer.param_groups[0]["lr"],
+        "train_loss": total / max(count, 1),
+        **{f"val_{k}": v for k, v in metrics.items()},
+    }
     state["curve"].append(row)
     state["window"] = [0.0, 0]
     best = state["best"]
@@ -160,16 +181,26 @@ def _evaluate(method, validate, state, select, optimizer, log):
 
 
 def _save(path, method, optimizer, scheduler, state, config_hash, schedule):
-    atomic_torch_save({"method": method.state_dict(), "optimizer": optimizer.state_dict(),
-                       "scheduler": scheduler.state_dict(), "state": copy.deepcopy(state),
-                       "config_hash": config_hash, "schedule": asdict(schedule)}, path)
+    atomic_torch_save(
+        {
+            "method": method.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "state": copy.deepcopy(state),
+            "config_hash": config_hash,
+            "schedule": asdict(schedule),
+        },
+        path,
+    )
 
 
 def _resume(path, method, optimizer, scheduler, config_hash, schedule):
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if ckpt.get("config_hash") != config_hash:
-        raise ValueError(f"{path} belongs to a run with config hash {ckpt.get('config_hash')}, not "
-                         f"{config_hash}; delete it to start this configuration afresh")
+        raise ValueError(
+            f"{path} belongs to a run with config hash {ckpt.get('config_hash')}, not "
+            f"{config_hash}; delete it to start this configuration afresh"
+        )
     method.load_state_dict(ckpt["method"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])

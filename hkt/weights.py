@@ -1,8 +1,9 @@
 """Validation of the loss weights of eq. (9): L = a1 L1 + a2 L2 + a3 L3."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Sequence
 
 CONSTRAINTS = "alpha_i in [0, 1], sum(alpha) = 1, max(alpha1, alpha3) <= alpha2"
 
@@ -34,9 +35,13 @@ def loss_weights(alphas: Sequence, *, ablation: bool = False) -> tuple[float, fl
             raise ValueError("alphas are all zero: nothing would be trained")
         return tuple(float(v / total) for v in a)
     if total != 1:
-        raise ValueError(f"constraint sum(alpha) = 1 violated: the alphas sum to {float(total)}; "
-                         f"mark the variant `ablation: true` to renormalise an ablation instead")
+        raise ValueError(
+            f"constraint sum(alpha) = 1 violated: the alphas sum to {float(total)}; "
+            f"mark the variant `ablation: true` to renormalise an ablation instead"
+        )
     if max(a[0], a[2]) > a[1]:
-        raise ValueError(f"constraint max(alpha1, alpha3) <= alpha2 violated: alphas = "
-                         f"{[float(v) for v in a]}; mark the variant `ablation: true` for an ablation outside it")
+        raise ValueError(
+            f"constraint max(alpha1, alpha3) <= alpha2 violated: alphas = "
+            f"{[float(v) for v in a]}; mark the variant `ablation: true` for an ablation outside it"
+        )
     return tuple(float(v) for v in a)

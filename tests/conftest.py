@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny but complete configuration and its generated dataset."""
+
 from __future__ import annotations
 
 import copy
@@ -21,8 +22,13 @@ def tiny_config(data_root: Path) -> dict:
     cfg = copy.deepcopy(C.load(REPO / "config" / "config.yaml"))
     cfg["seeds"] = [0]
     t = cfg["tasks"]["cifar10"]
-    t["data"].update(root=str(data_root), val_size=64, resolution=8, crop_padding=1,
-                     generated={"n_train": 384, "n_test": 128, "seed": 7})
+    t["data"].update(
+        root=str(data_root),
+        val_size=64,
+        resolution=8,
+        crop_padding=1,
+        generated={"n_train": 384, "n_test": 128, "seed": 7},
+    )
     small = {"steps": 12, "batch_size": 32, "lr": 0.05, "warmup_steps": 0, "eval_every": 4, "checkpoint_every": 4}
     for schedule in (t["parent"]["train"], t["child"]["train"], t["child"]["finetune"]):
         schedule.update(small)
@@ -30,12 +36,34 @@ def tiny_config(data_root: Path) -> dict:
     return C.validate(cfg)
 
 
+def quiet(message):
+    pass
+
+
+def run_spec(cfg: dict, method: str, variant: str, seed: int = 0, task: str = "cifar10", manifest=None) -> dict:
+    """The final stage's specification of a run, as the workflow hands it to its job."""
+    return C.run_specs(cfg, task, method, variant, seed, manifest)[-1]
+
+
+def parent_spec(cfg: dict, task: str = "cifar10", manifest=None) -> dict:
+    return C.parent_specs(cfg, task, manifest)[-1]
+
+
+def train_run(cfg: dict, method: str, variant: str, seed: int, out, *, parent=None, init=None, **kw):
+    """Train a run's (only) stage as the workflow's job would; `init` is the child-alone run's directory."""
+    from hkt import pipeline
+
+    return pipeline.train_stage(
+        run_spec(cfg, method, variant, seed), out, parent_path=parent, init_path=init, log=quiet, **kw
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
-    from hkt.tasks.cifar10 import pipeline
+    from hkt import pipeline
 
     root = tmp_path_factory.mktemp("data") / "cifar10-generated"
-    pipeline.prepare_data(tiny_config(root)["tasks"]["cifar10"]["data"])
+    pipeline.prepare_data(C.data_spec(tiny_config(root), "cifar10"), root.parent / "record.json")
     return root
 
 
@@ -51,19 +79,19 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, tiny_data):
-    """A tiny parent and child-alone run shared by the tests below."""
+    """A tiny parent and child-alone run shared by the tests below: (config, its file, the
+    parent's weights, the child-alone run's directory)."""
     import yaml
 
-    from hkt.tasks.cifar10 import pipeline
+    from hkt import pipeline
 
     root = tmp_path_factory.mktemp("runs")
     cfg = tiny_config(tiny_data)
-    pipeline.obtain_parent(cfg, root / "parent", log=lambda m: None)
-    pipeline.train_run(cfg, "alone", "default", 0, root / "child", parent_path=None, init_path=None,
-                       log=lambda m: None)
+    pipeline.obtain_parent(parent_spec(cfg), root / "parent", log=quiet)
+    train_run(cfg, "alone", "default", 0, root / "child")
     cfg_path = root / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
-    return cfg, cfg_path, root / "parent" / "child.pt", root / "child" / "child.pt"
+    return cfg, cfg_path, root / "parent" / "parent.pt", root / "child"
 
 
 COPY = ["Snakefile", "workflow", "config", "data/MANIFEST.yaml", "results/paper"]
@@ -83,8 +111,9 @@ def dag(tmp_path_factory):
     """The default DAG, run locally once per session (`snakemake --cores all`)."""
     work = workflow_copy(tmp_path_factory.mktemp("dag"))
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all"], cwd=work,
-                         capture_output=True, text=True, timeout=1800)
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "all"], cwd=work, capture_output=True, text=True, timeout=1800
+    )
     print(f"default DAG wall time: {time.perf_counter() - started:.0f} s")
     assert out.returncode == 0, out.stderr[-5000:]
     return work

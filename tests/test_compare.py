@@ -1,10 +1,10 @@
 """New runs against the frozen results: like with like only."""
+
 import pandas as pd
 import pytest
+from conftest import REPO
 
 from hkt.compare import compare, main
-
-from conftest import REPO
 
 FROZEN = REPO / "results" / "frozen" / "smoke" / "cifar10_metrics.csv"
 
@@ -12,7 +12,7 @@ FROZEN = REPO / "results" / "frozen" / "smoke" / "cifar10_metrics.csv"
 def test_frozen_smoke_results_hold_every_default_run_and_are_labelled():
     frozen = pd.read_csv(FROZEN)
     assert set(frozen.scale) == {"smoke"} and set(frozen.dataset) == {"cifar10-generated"}
-    assert frozen["commit"].str.fullmatch(r"[0-9a-f]{40}").all()   # produced from a clean commit
+    assert frozen["commit"].str.fullmatch(r"[0-9a-f]{40}").all()  # produced from a clean commit
     assert {"parent/default", "alone/default", "hkt/default"} <= set(frozen.method + "/" + frozen.variant)
 
 

@@ -1,14 +1,14 @@
 """Invalid configurations fail before any job runs, naming the key."""
+
 import copy
 import subprocess
 import sys
 
 import pytest
 import yaml
+from conftest import REPO
 
 from hkt import config as C
-
-from conftest import REPO
 
 
 @pytest.fixture
@@ -22,15 +22,20 @@ def test_shipped_configs_are_valid(default):
 
 
 def dry_run(*args):
-    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_a_configfile_replaces_the_default_instead_of_merging_into_it(default, tmp_path):
     # Merged, a key missing from a paper-scale file would silently keep its smoke value.
     out = dry_run("--configfile", "config/paper.yaml")
     assert out.returncode == 0, out.stderr
-    assert "hkt/literal_vector_ga/seed2/child.pt" in out.stdout and "data/cifar10/manifest.json" in out.stdout
+    assert "hkt/literal_vector_ga/seed2/child.pt" in out.stdout and "results/data/cifar10.json" in out.stdout
     partial = {k: v for k, v in default.items() if k != "methods"}
     (tmp_path / "partial.yaml").write_text(yaml.safe_dump(partial))
     out = dry_run("--configfile", str(tmp_path / "partial.yaml"))
@@ -52,17 +57,80 @@ def mutate(cfg, path, value):
 BAD = [
     (("methods", "kd", "module"), "baselines.nonexistent", r"methods\.kd\.module: cannot import"),
     (("tasks", "cifar10", "runs"), ["alone/default", "dkd/default"], r"tasks\.cifar10\.runs\[1\]: 'dkd/default'"),
-    (("methods", "hkt", "params", "lambda"), 1.5, r"methods\.hkt\.variants\.default\.params: .*lambda must lie in \[0, 1\]"),
-    (("methods", "hkt", "params", "alphas"), [0.5, 0.3, 0.2], r"methods\.hkt\.variants\.default\.params: .*max\(alpha1, alpha3\) <= alpha2"),
-    (("methods", "hkt", "params", "stages"), 3, r"methods\.hkt\.variants\.default\.params: stages = 3 exceeds the 2 aligned blocks"),
-    (("methods", "hkt", "params", "mixtur"), "ga", r"methods\.hkt\.variants\.default\.params\.mixtur: unknown parameter"),
-    (("methods", "kd", "params", "temperature"), -1, r"methods\.kd\.variants\.default\.params: temperature must be > 0"),
+    (
+        ("methods", "hkt", "params", "lambda"),
+        1.5,
+        r"methods\.hkt\.variants\.default\.params: .*lambda must lie in \[0, 1\]",
+    ),
+    (
+        ("methods", "hkt", "params", "alphas"),
+        [0.5, 0.3, 0.2],
+        r"methods\.hkt\.variants\.default\.params: .*max\(alpha1, alpha3\) <= alpha2",
+    ),
+    (
+        ("methods", "hkt", "params", "stages"),
+        3,
+        r"methods\.hkt\.variants\.default\.params: stages = 3 exceeds the 2 aligned blocks",
+    ),
+    (
+        ("methods", "hkt", "params", "mixtur"),
+        "ga",
+        r"methods\.hkt\.variants\.default\.params\.mixtur: unknown parameter",
+    ),
+    (
+        ("methods", "kd", "params", "temperature"),
+        -1,
+        r"methods\.kd\.variants\.default\.params: temperature must be > 0",
+    ),
     (("tasks", "cifar10", "parent", "arch"), "resnet21", r"tasks\.cifar10\.parent\.arch: unknown CIFAR ResNet"),
-    (("tasks", "cifar10", "data", "resoluton"), 16, r"config key tasks\.cifar10\.data: Additional properties"),
+    (("tasks", "cifar10", "data", "resoluton"), 16, r"config key tasks\.cifar10\.data\.resoluton: unknown parameter"),
+    (
+        ("tasks", "cifar10", "data", "resolution"),
+        64,
+        r"config key tasks\.cifar10\.data: resolution must lie in \[8, 32\]",
+    ),
+    (
+        ("tasks", "cifar10", "child", "finetune", "lr"),
+        "0.02",
+        r"config key tasks\.cifar10\.child\.finetune\.lr: '0\.02' is not of type",
+    ),
+    (
+        ("tasks", "cifar10", "child", "finetune", "optimizer"),
+        "lion",
+        r"tasks\.cifar10\.child\.finetune\.optimizer: 'lion' is not one of",
+    ),
+    (
+        ("tasks", "cifar10", "report", "tables", "table9"),
+        {"paper": "table9"},
+        r"tasks\.cifar10\.report\.tables\.table9: the cifar10 task makes no such table",
+    ),
+    (
+        ("tasks", "cifar10", "report", "figures"),
+        ["learning_curves", "roc"],
+        r"tasks\.cifar10\.report\.figures\[1\]: the cifar10 task makes no figure 'roc'",
+    ),
+    (
+        ("tasks", "cifar10", "module"),
+        "no.such.package",
+        r"tasks\.cifar10\.module: task 'cifar10': cannot import its package",
+    ),
     (("seeds",), [0, 0], r"config key seeds: .*non-unique"),
     (("scale",), "tiny", r"config key scale: 'tiny' is not one of"),
-    (("tasks", "cifar10", "parent", "published"), "no_such_release", r"tasks\.cifar10\.parent\.published: 'no_such_release'"),
-    (("tasks", "cifar10", "table", "paper_rows", "hkt2"), "hkt/no_ga_typo", r"paper_rows\.hkt2: 'hkt/no_ga_typo' is not in"),
+    (
+        ("tasks", "cifar10", "parent", "published"),
+        "no_such_release",
+        r"tasks\.cifar10\.parent\.published: 'no_such_release'",
+    ),
+    (
+        ("tasks", "cifar10", "report", "tables", "table2", "rows"),
+        [{"paper": "hkt2", "run": "hkt/no_ga_typo"}],
+        r"report\.tables\.table2\.rows\[0\]\.run: 'hkt/no_ga_typo' is not in",
+    ),
+    (
+        ("tasks", "cifar10", "report", "tables", "comparisons", "controls"),
+        ["alone/typo"],
+        r"report\.tables\.comparisons\.controls\[0\]: 'alone/typo' is not in",
+    ),
     (("methods", "alone", "variants", "default", "init"), "child", r"starts from the trained child"),
 ]
 
@@ -80,13 +148,46 @@ def test_snakemake_refuses_an_invalid_config_before_scheduling_any_job(default, 
     assert out.returncode != 0
     log = out.stdout + out.stderr
     assert "invalid configuration" in log and "lambda must lie in [0, 1]" in log
-    assert "Job stats" not in log   # nothing was scheduled
+    assert "Job stats" not in log  # nothing was scheduled
 
 
-def test_run_specs_hash_everything_but_the_seed(default):
-    a = C.run_spec(default, "cifar10", "hkt", "default")
-    b = C.run_spec(default, "cifar10", "hkt", "no_ga")
-    assert C.config_hash(a) != C.config_hash(b)
-    assert a["schedule"] == default["tasks"]["cifar10"]["child"]["finetune"]   # init: child
-    assert C.run_spec(default, "cifar10", "alone", "default")["schedule"] == default["tasks"]["cifar10"]["child"]["train"]
-    assert a["parent"] == C.config_hash(C.parent_spec(default, "cifar10"))
+def test_run_specs_resolve_the_schedule_and_name_their_upstream_jobs_by_hash(default):
+    a = C.run_specs(default, "cifar10", "hkt", "default", 0)
+    assert len(a) == 1 and a[0]["stage"] == "main"
+    assert C.config_hash(a) != C.config_hash(C.run_specs(default, "cifar10", "hkt", "no_ga", 0))
+    assert C.config_hash(a) != C.config_hash(C.run_specs(default, "cifar10", "hkt", "default", 1))
+    finetune, train = (default["tasks"]["cifar10"]["child"][k] for k in ("finetune", "train"))
+    assert a[0]["schedule"] == C.canonical(finetune)  # init: child
+    assert C.run_specs(default, "cifar10", "alone", "default", 0)[0]["schedule"] == C.canonical(train)
+    assert a[0]["upstream"] == {
+        "parent": C.config_hash(C.parent_specs(default, "cifar10")[-1]),
+        "init": C.config_hash(C.run_specs(default, "cifar10", "alone", "default", 0)[-1]),
+    }
+
+
+def test_a_list_of_stages_gives_one_specification_per_stage_each_naming_the_one_before(default):
+    cfg = copy.deepcopy(default)
+    one = cfg["tasks"]["cifar10"]["child"]["train"]
+    cfg["tasks"]["cifar10"]["child"]["train"] = [
+        {"name": "coarse", "data": {"resolution": 8}, **one},
+        {"name": "fine", **one, "lr": 0.01},
+    ]
+    C.validate(cfg)
+    coarse, fine = C.run_specs(cfg, "cifar10", "alone", "default", 0)
+    assert (coarse["stage"], fine["stage"]) == ("coarse", "fine") and coarse["stages"] == ["coarse", "fine"]
+    assert coarse["data"]["resolution"] == 8 and fine["data"]["resolution"] == 16
+    assert fine["schedule"]["lr"] == 0.01 and "name" not in fine["schedule"]
+    assert fine["upstream"] == {"previous_stage": C.config_hash(coarse)}
+    cfg["tasks"]["cifar10"]["child"]["train"][0]["data"] = {"resolution": 4}
+    with pytest.raises(ValueError, match=r"tasks\.cifar10\.child\.train\[0\]\.data: resolution must lie"):
+        C.validate(cfg)
+
+
+def test_specifications_ignore_key_order(default):
+    reordered = copy.deepcopy(default)
+    data = reordered["tasks"]["cifar10"]["data"]
+    reordered["tasks"]["cifar10"]["data"] = dict(reversed(list(data.items())))
+    assert repr(C.run_specs(default, "cifar10", "hkt", "default", 0)) == repr(
+        C.run_specs(reordered, "cifar10", "hkt", "default", 0)
+    )
+    assert repr(C.evaluation_spec(default, "cifar10")) == repr(C.evaluation_spec(reordered, "cifar10"))

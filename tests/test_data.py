@@ -1,5 +1,6 @@
 """CIFAR-10 on disk: generated data in the official layout, the download path tested with local
 archives, checksums, safe extraction, and deterministic batches."""
+
 import hashlib
 import io
 import pickle
@@ -92,8 +93,7 @@ def _tar_with(path, member, *, link_to=None):
     return path
 
 
-@pytest.mark.parametrize("member,link_to", [("../escape.txt", None), ("link", "/etc/passwd"),
-                                             ("up", "../../escape")])
+@pytest.mark.parametrize("member,link_to", [("../escape.txt", None), ("link", "/etc/passwd"), ("up", "../../escape")])
 def test_extraction_refuses_members_that_leave_the_destination(tmp_path, member, link_to):
     archive = _tar_with(tmp_path / "evil.tar", member, link_to=link_to)
     with pytest.raises(ValueError, match="cannot be extracted safely"):
@@ -126,8 +126,12 @@ def test_a_tampered_batch_file_fails_its_md5_before_it_is_unpickled(tiny_data, t
     (tmp_path / "src" / D.FOLDER / "test_batch").write_bytes(b"not a pickle")
     archive = _archive_of(tmp_path / "src" / D.FOLDER, tmp_path / "mirror.tar.gz")
     with pytest.raises(ValueError, match="test_batch is missing or does not match its published md5"):
-        D.prepare_download(tmp_path / "cifar10", url=archive.as_uri(), archive_md5=md5(archive),
-                           file_md5=S.read_manifest(tiny_data)["md5"])
+        D.prepare_download(
+            tmp_path / "cifar10",
+            url=archive.as_uri(),
+            archive_md5=md5(archive),
+            file_md5=S.read_manifest(tiny_data)["md5"],
+        )
     assert not (tmp_path / "cifar10" / D.MANIFEST).exists()
 
 
@@ -161,7 +165,7 @@ def test_batches_are_a_pure_function_of_seed_and_step(tiny_data):
     a, b = Batches(images, labels, seed=3, **kw), Batches(images, labels, seed=3, **kw)
     for step in (0, 5, 11, 30):  # 30 lies in a later epoch
         xa, ya = a(step)
-        xb, yb = b(step)     # a fresh object, as after a resume
+        xb, yb = b(step)  # a fresh object, as after a resume
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     assert not torch.equal(a(0)[0], Batches(images, labels, seed=4, **kw)(0)[0])
     assert a(0)[0].shape == (32, 3, 32, 32)

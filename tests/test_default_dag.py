@@ -1,24 +1,30 @@
 """The README's main job: `snakemake --cores all` at the embedded default, end to end."""
+
 import json
+import re
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
+import yaml
 
-from conftest import REPO
+from hkt import config as C
 
 pytestmark = pytest.mark.slow
+
+
 def test_every_table_and_figure_is_produced(dag):
-    for name in ("table2.csv", "table2.md", "table2.tex", "comparisons.csv"):
+    for name in ("table2.csv", "table2.md", "table2.tex", "comparisons.csv", "comparisons.md", "comparisons.tex"):
         assert (dag / "results" / "tables" / "cifar10" / name).stat().st_size > 0
     for name in ("cifar10_learning_curves.png", "cifar10_accuracy_vs_params.png"):
         assert (dag / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_results_are_long_format_with_every_run_and_seed_and_labelled_smoke(dag):
-    cfg_runs = ["parent/default"] + __import__("yaml").safe_load((dag / "config" / "config.yaml").read_text())[
-        "tasks"]["cifar10"]["runs"]
+    cfg_runs = ["parent/default"] + __import__("yaml").safe_load((dag / "config" / "config.yaml").read_text())["tasks"][
+        "cifar10"
+    ]["runs"]
     metrics = pd.read_csv(dag / "results" / "cifar10" / "metrics.csv")
     runs = set(metrics["method"] + "/" + metrics["variant"])
     assert runs == set(cfg_runs)
@@ -31,19 +37,77 @@ def test_results_are_long_format_with_every_run_and_seed_and_labelled_smoke(dag)
 def test_parent_and_child_learn_well_above_chance(dag):
     m = pd.read_csv(dag / "results" / "cifar10" / "metrics.csv")
     acc = m[(m.metric == "top1_acc") & (m.split == "test")].groupby(["method", "variant"])["value"].mean()
-    assert acc[("parent", "default")] > 50 and acc[("alone", "default")] > 40   # chance is 10 %
+    assert acc[("parent", "default")] > 50 and acc[("alone", "default")] > 40  # chance is 10 %
     table = pd.read_csv(dag / "results" / "tables" / "cifar10" / "table2.csv")
     assert table.query("run == 'hkt/default' and metric == 'top1_acc'")["paper"].iloc[0] == 92.4
+    assert table.query("run == 'hkt/default'")["row"].iloc[0] == "Ours"  # the paper's own row label
 
 
 def test_every_run_records_its_metadata(dag):
-    for meta in (dag / "results" / "runs").glob("cifar10/**/meta.json"):
+    metas = list((dag / "results" / "runs").glob("cifar10/**/meta.json"))
+    assert len(metas) == 1 + 2 * 11
+    for meta in metas:
         record = json.loads(meta.read_text())
-        for key in ("commit", "config_hash", "seed", "torch", "torchvision", "python", "device", "selected"):
+        for key in ("commit", "config_hash", "seed", "torch", "torchvision", "python", "device", "selected", "spec"):
             assert key in record, f"{meta}: {key}"
+        assert record["config_hash"] == C.config_hash(record["spec"])
 
 
 def test_a_second_invocation_has_nothing_to_do(dag):
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "all"], cwd=dag,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "all"],
+        cwd=dag,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0 and "Nothing to be done" in out.stdout + out.stderr
+
+
+def trained_runs(dag, edit) -> list[str]:
+    """Training jobs a dry run starts after `edit(config)`: 'method/variant/seed' or 'parent'."""
+    cfg = yaml.safe_load((dag / "config" / "config.yaml").read_text())
+    edit(cfg)
+    (dag / "edited.yaml").write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "all", "--configfile", "edited.yaml"],
+        cwd=dag,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = re.findall(r"^rule (train_\w+):\n(?:    .*\n)*?    wildcards: (.*)$", out.stdout, re.M)
+    return sorted(
+        "parent"
+        if rule.startswith("train_parent")
+        else "/".join(re.search(r"method=(\w+), variant=([\w.]+), seed=(\d+)", w).groups())
+        for rule, w in jobs
+    )
+
+
+def test_a_changed_finetune_rate_reruns_the_finetuned_runs_and_not_the_parent_or_the_child(dag):
+    def edit(cfg):
+        cfg["tasks"]["cifar10"]["child"]["finetune"]["lr"] = 0.02
+
+    finetuned = [
+        r
+        for r in yaml.safe_load((dag / "config" / "config.yaml").read_text())["tasks"]["cifar10"]["runs"]
+        if r != "alone/default"
+    ]
+    assert trained_runs(dag, edit) == sorted(f"{r}/{s}" for r in finetuned for s in (0, 1))
+
+
+def test_a_changed_lambda_reruns_exactly_that_variants_seeds(dag):
+    def edit(cfg):
+        cfg["methods"]["hkt"]["variants"]["lambda_0.2"]["params"]["lambda"] = 0.3
+
+    assert trained_runs(dag, edit) == ["hkt/lambda_0.2/0", "hkt/lambda_0.2/1"]
+
+
+def test_reordered_data_keys_rerun_nothing(dag):
+    def edit(cfg):
+        data = cfg["tasks"]["cifar10"]["data"]
+        cfg["tasks"]["cifar10"]["data"] = dict(reversed(list(data.items())))
+
+    assert trained_runs(dag, edit) == []

@@ -1,9 +1,9 @@
 """The discrepancy register (results/discrepancies.csv) that ships with every result."""
+
 import pandas as pd
+from conftest import REPO
 
 from hkt import config as C
-
-from conftest import REPO
 
 KINDS = {"authors-code", "paper-internal", "open", "suite", "observation"}
 

@@ -1,8 +1,10 @@
 """Data-parallel training (torchrun, gloo, two CPU processes) keeps the single-process contract."""
+
 import json
 
 import pandas as pd
 import torch
+from conftest import run_spec
 
 from hkt.cli import launch
 from hkt.models import build_cifar_resnet, load_checkpoint
@@ -10,10 +12,10 @@ from hkt.models import build_cifar_resnet, load_checkpoint
 
 def test_two_gloo_processes_write_what_one_process_writes(trained, tmp_path):
     cfg, _, parent, init = trained
-    cfg = dict(cfg, device="cpu")
-    job = dict(method="hkt", variant="default", seed=0, parent=str(parent), init=str(init), threads=1)
-    assert launch("train", cfg, "cifar10", str(tmp_path / "single"), processes=1, **job) == 0
-    assert launch("train", cfg, "cifar10", str(tmp_path / "ddp"), processes=2, **job) == 0
+    spec = run_spec(dict(cfg, device="cpu"), "hkt", "default")
+    job = dict(parent=str(parent), init=str(init), threads=1)
+    assert launch(spec, str(tmp_path / "single"), processes=1, **job) == 0
+    assert launch(spec, str(tmp_path / "ddp"), processes=2, **job) == 0
     for name in ("child.pt", "curve.csv", "meta.json"):
         assert (tmp_path / "ddp" / name).exists()
     assert not (tmp_path / "ddp" / "checkpoint.pt").exists()
@@ -26,5 +28,5 @@ def test_two_gloo_processes_write_what_one_process_writes(trained, tmp_path):
     load_checkpoint(child, tmp_path / "ddp" / "child.pt")
     # both ranks trained one model: the global batch is the same, each rank saw half of it
     saved = torch.load(tmp_path / "ddp" / "child.pt", weights_only=True)["state_dict"]
-    start = torch.load(init, weights_only=True)["state_dict"]
+    start = torch.load(init / "child.pt", weights_only=True)["state_dict"]
     assert any(not torch.equal(saved[k], start[k]) for k in saved)

@@ -1,4 +1,5 @@
 """ETM (eq. 3) and Algorithm 1 on arbitrary aligned block lists."""
+
 import pytest
 import torch
 import torch.nn as nn
@@ -31,7 +32,7 @@ def test_mixture_modes():
     torch.testing.assert_close(added, receiver + 0.5 * tau)
     assert none is None
     kept, align = Mixture("mse", lam=0.5)(receiver, tau)
-    assert torch.equal(kept, receiver)                      # footnote 1: no injection ...
+    assert torch.equal(kept, receiver)  # footnote 1: no injection ...
     torch.testing.assert_close(align, ((tau - receiver) ** 2).mean())  # ... an MSE alignment instead
     for bad in (-0.1, 1.1):
         with pytest.raises(ValueError, match=r"lambda must lie in \[0, 1\]"):

@@ -1,4 +1,5 @@
 """The paper's constraints on eq. (9): alpha_i in [0, 1], sum 1, max(alpha1, alpha3) <= alpha2."""
+
 import pytest
 
 from hkt import loss_weights
@@ -10,13 +11,16 @@ def test_valid_weights_pass_exactly_including_fractions():
     assert loss_weights([0.1, 0.8, 0.1]) == pytest.approx((0.1, 0.8, 0.1))  # 0.1 is exact here
 
 
-@pytest.mark.parametrize("alphas,constraint", [
-    ([0.5, 0.3, 0.2], r"max\(alpha1, alpha3\) <= alpha2"),
-    ([0.2, 0.35, 0.45], r"max\(alpha1, alpha3\) <= alpha2"),
-    ([0.3, 0.3, 0.3], r"sum\(alpha\) = 1"),
-    ([-0.1, 0.6, 0.5], r"alpha_i in \[0, 1\]"),
-    ([0.0, 1.5, 0.0], r"alpha_i in \[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "alphas,constraint",
+    [
+        ([0.5, 0.3, 0.2], r"max\(alpha1, alpha3\) <= alpha2"),
+        ([0.2, 0.35, 0.45], r"max\(alpha1, alpha3\) <= alpha2"),
+        ([0.3, 0.3, 0.3], r"sum\(alpha\) = 1"),
+        ([-0.1, 0.6, 0.5], r"alpha_i in \[0, 1\]"),
+        ([0.0, 1.5, 0.0], r"alpha_i in \[0, 1\]"),
+    ],
+)
 def test_violations_name_the_constraint(alphas, constraint):
     with pytest.raises(ValueError, match=constraint):
         loss_weights(alphas)

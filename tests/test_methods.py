@@ -1,7 +1,9 @@
 """Every configured method trains the child only; HKT's losses follow eq. (9) and Algorithm 1."""
+
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import REPO
 
 from hkt import config as C
 from hkt import genetic_attention
@@ -9,14 +11,12 @@ from hkt.methods import load_method, make_params
 from hkt.models import build_cifar_resnet
 from hkt.tasks.cifar10 import TASK
 
-from conftest import REPO
-
-CFG = C.load(REPO / "config" / "paper.yaml")   # the widest list of variants
+CFG = C.load(REPO / "config" / "paper.yaml")  # the widest list of variants
 RUNS = [(m, v) for m, v in C.runs(CFG, "cifar10")]
 
 
 def build(method, variant, parent=None, seed=0):
-    spec = C.run_spec(CFG, "cifar10", method, variant)
+    spec = C.run_specs(CFG, "cifar10", method, variant, seed)[-1]
     module = load_method(spec["module"])
     params = make_params(module, spec["params"])
     torch.manual_seed(seed)
@@ -69,15 +69,15 @@ def test_hkt_losses_follow_algorithm_1_on_the_resnet_pair():
     _, parts = objective.loss(x, y)
     child, parent = objective.child, objective.parent
     z, zp = child.features(x), parent.features(x)
-    phi_c = z + 0.6 * genetic_attention(z, zp)     # line 7: the child's signal is the query
-    phi_p = zp + 0.6 * genetic_attention(zp, z)    # line 6: the parent's signal is the query
+    phi_c = z + 0.6 * genetic_attention(z, zp)  # line 7: the child's signal is the query
+    phi_p = zp + 0.6 * genetic_attention(zp, z)  # line 6: the parent's signal is the query
     torch.testing.assert_close(parts["L1"], F.cross_entropy(child.linear(phi_c), y))
     torch.testing.assert_close(parts["L2"], F.cross_entropy(child(x), y))
     torch.testing.assert_close(parts["L3"], F.cross_entropy(parent.linear(phi_p), y))
 
 
 def test_the_literal_vector_equation_mixes_nothing_in():
-    zero, x = build("hkt", "literal_vector_ga")            # GA = 0 on vectors
+    zero, x = build("hkt", "literal_vector_ga")  # GA = 0 on vectors
     y = torch.randint(0, 10, (16,))
     zero.eval()
     _, parts = zero.loss(x, y)
@@ -91,8 +91,8 @@ def test_the_authors_head_path_reads_the_child_query_mixture():
     paper.eval(), authors.eval()
     _, a = paper.loss(x, y)
     _, b = authors.loss(x, y)
-    torch.testing.assert_close(a["L1"], b["L1"])          # same child path
-    assert not torch.isclose(a["L3"], b["L3"])           # different parent-head input
+    torch.testing.assert_close(a["L1"], b["L1"])  # same child path
+    assert not torch.isclose(a["L3"], b["L3"])  # different parent-head input
 
 
 def test_kd_is_hintons_loss():

@@ -1,5 +1,4 @@
 """CIFAR ResNets and loading of the public checkpoints (strict keys, weights_only)."""
-import pickle
 
 import pytest
 import torch
@@ -9,8 +8,8 @@ from hkt.models import count_parameters, load_checkpoint, resnet20, resnet110
 
 
 def test_parameter_counts_match_the_paper_and_the_public_release():
-    assert count_parameters(resnet20()) == 269_722            # "0.27M"
-    assert count_parameters(resnet110()) == 1_727_962         # "1.7M"
+    assert count_parameters(resnet20()) == 269_722  # "0.27M"
+    assert count_parameters(resnet110()) == 1_727_962  # "1.7M"
 
 
 def test_two_aligned_blocks_compose_to_the_forward_pass():
@@ -24,8 +23,9 @@ def test_two_aligned_blocks_compose_to_the_forward_pass():
 def _public_release_file(model, path, *, with_nbt: bool):
     """A checkpoint written the way the akamaster release was: DataParallel keys, and (before
     PyTorch 0.4.1) no BatchNorm num_batches_tracked buffers."""
-    state = {f"module.{k}": v for k, v in model.state_dict().items()
-             if with_nbt or not k.endswith("num_batches_tracked")}
+    state = {
+        f"module.{k}": v for k, v in model.state_dict().items() if with_nbt or not k.endswith("num_batches_tracked")
+    }
     torch.save({"state_dict": state, "best_prec1": 91.78}, path)
 
 

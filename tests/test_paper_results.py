@@ -1,4 +1,5 @@
 """The frozen transcription of the paper's numbers (results/paper/) that every table reads."""
+
 import json
 import os
 import subprocess
@@ -8,7 +9,6 @@ from pathlib import Path
 import jsonschema
 import pandas as pd
 import pytest
-
 from conftest import REPO
 
 PAPER = REPO / "results" / "paper"
@@ -50,6 +50,10 @@ def test_table2_as_printed():
 
 @pytest.mark.skipif(not PAPER_TEXT.exists(), reason="the paper's text is not part of the repository")
 def test_transcription_matches_the_paper_text_cell_by_cell():
-    out = subprocess.run([sys.executable, str(PAPER / "check_transcription.py"), "--paper", str(PAPER_TEXT)],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(PAPER / "check_transcription.py"), "--paper", str(PAPER_TEXT)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -1,4 +1,5 @@
 """Run-against-control statistics in the generated tables."""
+
 import pandas as pd
 import pytest
 
@@ -6,15 +7,26 @@ from hkt.report import compare
 
 
 def _rows(method, values_by_seed):
-    return [{"task": "cifar10", "method": method, "variant": "default", "dataset": "d", "split": "test",
-             "metric": "top1_acc", "seed": seed, "value": value, "scale": "smoke"}
-            for seed, value in values_by_seed.items()]
+    return [
+        {
+            "task": "cifar10",
+            "method": method,
+            "variant": "default",
+            "dataset": "d",
+            "split": "test",
+            "metric": "top1_acc",
+            "seed": seed,
+            "value": value,
+            "scale": "smoke",
+        }
+        for seed, value in values_by_seed.items()
+    ]
 
 
 def test_paired_test_matches_seeds_and_removes_the_spread_between_children():
     # The control varies a lot between seeds; the run is its own seed's control plus about 1 point.
     control = {0: 50.0, 1: 60.0, 2: 70.0}
-    run = {0: 51.0, 1: 61.1, 2: 70.9, 3: 61.0}   # seed 3 has no control: excluded from the pairing
+    run = {0: 51.0, 1: 61.1, 2: 70.9, 3: 61.0}  # seed 3 has no control: excluded from the pairing
     results = pd.DataFrame(_rows("alone", control) + _rows("hkt", run))
     row = compare(results, metric="top1_acc", split="test", controls=["alone/default"]).iloc[0]
     assert row["run"] == "hkt/default" and row["n"] == 4 and row["n_paired"] == 3

@@ -3,6 +3,7 @@
 Runs only where HKT_SLURM_TESTS=1 (set by .ci/run after the cluster is up); elsewhere the
 tests are skipped with that reason. HKT_SLURM_PARTITION names the partition (default `cpu`).
 """
+
 import os
 import subprocess
 import sys
@@ -10,13 +11,14 @@ import time
 
 import pandas as pd
 import pytest
-
 from conftest import REPO, workflow_copy
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("HKT_SLURM_TESTS") != "1",
-                       reason="needs a SLURM cluster: run .ci/slurm/up.sh and set HKT_SLURM_TESTS=1"),
+    pytest.mark.skipif(
+        os.environ.get("HKT_SLURM_TESTS") != "1",
+        reason="needs a SLURM cluster: run .ci/slurm/up.sh and set HKT_SLURM_TESTS=1",
+    ),
 ]
 PARTITION = os.environ.get("HKT_SLURM_PARTITION", "cpu")
 PARENT = "results/runs/cifar10/parent"
@@ -24,9 +26,24 @@ PARENT = "results/runs/cifar10/parent"
 
 def snakemake(*extra, partition=PARTITION):
     """The README's cluster command, at the embedded default scale (overridden on the command line)."""
-    return [sys.executable, "-m", "snakemake", "--cores", "all", "--profile", str(REPO / "profiles" / "slurm"),
-            "--configfile", "config/config.yaml", "--default-resources", f"slurm_partition={partition}",
-            "--jobs", "2", "--slurm-init-seconds-before-status-checks", "2", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "all",
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--configfile",
+        "config/config.yaml",
+        "--default-resources",
+        f"slurm_partition={partition}",
+        "--jobs",
+        "2",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        *extra,
+    ]
 
 
 def slurm_jobs():
@@ -40,7 +57,9 @@ def wait_for(predicate, timeout, what, process):
         if predicate():
             return
         if process.poll() is not None:
-            raise RuntimeError(f"snakemake exited ({process.returncode}) before {what}:\n{process.stdout.read()[-4000:]}")
+            raise RuntimeError(
+                f"snakemake exited ({process.returncode}) before {what}:\n{process.stdout.read()[-4000:]}"
+            )
         time.sleep(1)
     raise TimeoutError(f"waited {timeout} s for {what}")
 
@@ -48,8 +67,9 @@ def wait_for(predicate, timeout, what, process):
 @pytest.fixture(scope="session")
 def slurm_dag(tmp_path_factory):
     work = workflow_copy(tmp_path_factory.mktemp("slurm"))
-    first = subprocess.Popen(snakemake("--retries", "0"), cwd=work, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        snakemake("--retries", "0"), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         # cancel the parent's training once it has written a checkpoint
         wait_for(lambda: (work / PARENT / "checkpoint.pt").exists(), 900, "the parent's first checkpoint", first)
@@ -60,16 +80,21 @@ def slurm_dag(tmp_path_factory):
     finally:
         if first.poll() is None:
             first.kill()
-    after_cancel = {name: (work / PARENT / name).exists() for name in ("checkpoint.pt", "child.pt", "meta.json")}
+    after_cancel = {name: (work / PARENT / name).exists() for name in ("checkpoint.pt", "parent.pt", "meta.json")}
     second = subprocess.run(snakemake(), cwd=work, capture_output=True, text=True, timeout=2400)
-    return {"work": work, "first_rc": first.returncode, "first_log": first_log, "after_cancel": after_cancel,
-            "second": second}
+    return {
+        "work": work,
+        "first_rc": first.returncode,
+        "first_log": first_log,
+        "after_cancel": after_cancel,
+        "second": second,
+    }
 
 
 def test_a_cancelled_training_job_leaves_nothing_complete_and_its_rerun_resumes(slurm_dag):
     assert slurm_dag["first_rc"] != 0
     assert "CANCELLED" in slurm_dag["first_log"]
-    assert slurm_dag["after_cancel"] == {"checkpoint.pt": True, "child.pt": False, "meta.json": False}
+    assert slurm_dag["after_cancel"] == {"checkpoint.pt": True, "parent.pt": False, "meta.json": False}
     assert slurm_dag["second"].returncode == 0, slurm_dag["second"].stdout[-4000:] + slurm_dag["second"].stderr[-4000:]
     log = (slurm_dag["work"] / "logs" / "cifar10" / "parent.log").read_text()
     assert "resumed from" in log
@@ -77,8 +102,9 @@ def test_a_cancelled_training_job_leaves_nothing_complete_and_its_rerun_resumes(
 
 def test_every_output_of_the_local_run_exists_and_the_results_match(slurm_dag, dag):
     work = slurm_dag["work"]
-    expected = sorted(p.relative_to(dag) for p in (dag / "results").rglob("*") if p.is_file()
-                      and "checkpoint" not in p.name)
+    expected = sorted(
+        p.relative_to(dag) for p in (dag / "results").rglob("*") if p.is_file() and "checkpoint" not in p.name
+    )
     expected += sorted(p.relative_to(dag) for p in (dag / "figures").glob("*.png"))
     missing = [str(p) for p in expected if not (work / p).exists()]
     assert not missing
@@ -93,9 +119,13 @@ def test_every_output_of_the_local_run_exists_and_the_results_match(slurm_dag, d
 def test_a_missing_partition_fails_fast_with_slurms_message(tmp_path):
     work = workflow_copy(tmp_path / "w")
     started = time.monotonic()
-    out = subprocess.run(snakemake("--retries", "0", "data/cifar10-generated/manifest.json",
-                                   partition="no_such_partition"),
-                         cwd=work, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        snakemake("--retries", "0", "results/data/cifar10.json", partition="no_such_partition"),
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode != 0 and time.monotonic() - started < 120
     assert "invalid partition specified: no_such_partition" in out.stdout + out.stderr
 
@@ -103,9 +133,13 @@ def test_a_missing_partition_fails_fast_with_slurms_message(tmp_path):
 def test_asking_for_gpus_the_partition_lacks_fails_fast_with_slurms_message(tmp_path):
     work = workflow_copy(tmp_path / "w")
     # the target comes first: --set-resources takes several values
-    out = subprocess.run(snakemake("data/cifar10-generated/manifest.json", "--retries", "0",
-                                   "--set-resources", "prepare_cifar10:gpu=1"),
-                         cwd=work, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        snakemake("results/data/cifar10.json", "--retries", "0", "--set-resources", "prepare_data:gpu=1"),
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode != 0
     assert "Invalid generic resource (gres) specification" in out.stdout + out.stderr
 
@@ -115,9 +149,15 @@ def test_a_time_limit_stops_training_with_the_pre_timeout_signal_and_the_retry_r
     # SIGURG warning 60 s ahead stops the first attempt (at the warning or, failing that, at the
     # limit's SIGTERM); the trainer checkpoints, the profile's retries resubmit, the job resumes.
     work = workflow_copy(tmp_path / "w")
-    out = subprocess.run(snakemake(f"{PARENT}/child.pt", "--config", "preempt_signal_seconds=60",
-                                   "--set-resources", "train_parent:runtime=2"),
-                         cwd=work, capture_output=True, text=True, timeout=1500)
+    out = subprocess.run(
+        snakemake(
+            f"{PARENT}/parent.pt", "--config", "preempt_signal_seconds=60", "--set-resources", "train_parent:runtime=2"
+        ),
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "--signal=URG@60" in out.stdout + out.stderr
     failed_attempts = list((work / ".snakemake" / "slurm_logs" / "rule_train_parent").rglob("*.log"))
@@ -125,6 +165,6 @@ def test_a_time_limit_stops_training_with_the_pre_timeout_signal_and_the_retry_r
     assert "resumed from" in (work / "logs" / "cifar10" / "parent.log").read_text()
     import torch
 
-    resumed = torch.load(work / PARENT / "child.pt", weights_only=True)["state_dict"]
-    whole = torch.load(dag / PARENT / "child.pt", weights_only=True)["state_dict"]
-    assert all(torch.equal(resumed[k], whole[k]) for k in whole)   # as if never interrupted
+    resumed = torch.load(work / PARENT / "parent.pt", weights_only=True)["state_dict"]
+    whole = torch.load(dag / PARENT / "parent.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(resumed[k], whole[k]) for k in whole)  # as if never interrupted

@@ -1,5 +1,6 @@
 """Training runs: exact resume after a kill, pre-emption, the NaN guard, standalone export and
 adding a method through the registry alone."""
+
 import json
 import subprocess
 import sys
@@ -8,15 +9,13 @@ import textwrap
 import pandas as pd
 import pytest
 import torch
-import yaml
+from conftest import REPO, parent_spec, quiet, run_spec, train_run
 
 from hkt import config as C
+from hkt import pipeline
 from hkt.models import build_cifar_resnet, load_checkpoint
-from hkt.tasks.cifar10 import pipeline
 from hkt.signals import PREEMPTED_EXIT_CODE
 from hkt.train import CHECKPOINT
-
-from conftest import REPO
 
 DRIVER = textwrap.dedent("""
     import os, signal, sys
@@ -26,9 +25,9 @@ DRIVER = textwrap.dedent("""
     if kill_at == "start":   # the warning arrives while the job is still starting
         os.kill(os.getpid(), getattr(signal, how))
     import yaml
-    from hkt.tasks.cifar10 import pipeline
+    from hkt import config as C, pipeline
     from hkt.signals import PREEMPTED_EXIT_CODE, Preempted
-    cfg = yaml.safe_load(open(cfg_path))
+    spec = C.run_specs(yaml.safe_load(open(cfg_path)), "cifar10", "hkt", "default", 0)[-1]
 
     def log(msg):
         print(msg, flush=True)
@@ -36,7 +35,7 @@ DRIVER = textwrap.dedent("""
             os.kill(os.getpid(), getattr(signal, how))
 
     try:
-        pipeline.train_run(cfg, "hkt", "default", 0, out, parent_path=parent, init_path=init, log=log)
+        pipeline.train_stage(spec, out, parent_path=parent, init_path=init, log=log)
     except Preempted as stop:
         print(stop)
         sys.exit(PREEMPTED_EXIT_CODE)
@@ -45,8 +44,13 @@ DRIVER = textwrap.dedent("""
 
 def drive(trained, out, *, kill_at="none", how="SIGKILL"):
     cfg, cfg_path, parent, init = trained
-    return subprocess.run([sys.executable, "-c", DRIVER, str(cfg_path), str(out), str(parent), str(init),
-                           str(kill_at), how], capture_output=True, text=True, timeout=300, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-c", DRIVER, str(cfg_path), str(out), str(parent), str(init), str(kill_at), how],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
 
 
 def same_run(a, b):
@@ -62,12 +66,12 @@ def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(trained
     assert drive(trained, tmp_path / "whole").returncode == 0
     killed = drive(trained, tmp_path / "killed", kill_at=8, how="SIGKILL")
     assert killed.returncode == -9
-    assert (tmp_path / "killed" / CHECKPOINT).exists()       # the step-4 checkpoint survived
-    assert not (tmp_path / "killed" / "child.pt").exists()   # nothing was marked complete
+    assert (tmp_path / "killed" / CHECKPOINT).exists()  # the step-4 checkpoint survived
+    assert not (tmp_path / "killed" / "child.pt").exists()  # nothing was marked complete
     resumed = drive(trained, tmp_path / "killed")
     assert resumed.returncode == 0 and "resumed from" in resumed.stdout and "at step 4" in resumed.stdout
     same_run(tmp_path / "whole", tmp_path / "killed")
-    assert not (tmp_path / "killed" / CHECKPOINT).exists()   # training state removed once done
+    assert not (tmp_path / "killed" / CHECKPOINT).exists()  # training state removed once done
 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGUSR1", "SIGURG"])
@@ -93,19 +97,22 @@ def test_a_warning_that_arrives_during_start_up_is_not_lost(trained, tmp_path):
 def test_a_checkpoint_from_another_configuration_is_refused(trained, tmp_path):
     cfg, cfg_path, parent, init = trained
     assert drive(trained, tmp_path / "run", kill_at=8).returncode == -9
-    other = dict(cfg, methods={**cfg["methods"], "hkt": {**cfg["methods"]["hkt"],
-                                                         "params": {**cfg["methods"]["hkt"]["params"], "lambda": 0.3}}})
+    other = dict(
+        cfg,
+        methods={
+            **cfg["methods"],
+            "hkt": {**cfg["methods"]["hkt"], "params": {**cfg["methods"]["hkt"]["params"], "lambda": 0.3}},
+        },
+    )
     with pytest.raises(ValueError, match="belongs to a run with config hash"):
-        pipeline.train_run(other, "hkt", "default", 0, tmp_path / "run", parent_path=parent, init_path=init,
-                           log=lambda m: None)
+        train_run(other, "hkt", "default", 0, tmp_path / "run", parent=parent, init=init)
 
 
 def test_the_deployed_child_is_a_plain_child_that_runs_without_the_parent(trained, tmp_path):
     cfg, _, parent, init = trained
-    pipeline.train_run(cfg, "hkt", "default", 0, tmp_path / "hkt", parent_path=parent, init_path=init,
-                       log=lambda m: None)
+    train_run(cfg, "hkt", "default", 0, tmp_path / "hkt", parent=parent, init=init)
     bare = build_cifar_resnet(cfg["tasks"]["cifar10"]["child"]["arch"])
-    load_checkpoint(bare, tmp_path / "hkt" / "child.pt")     # strict: no transfer or parent keys
+    load_checkpoint(bare, tmp_path / "hkt" / "child.pt")  # strict: no transfer or parent keys
     saved = torch.load(tmp_path / "hkt" / "child.pt", weights_only=True)["state_dict"]
     assert set(saved) == set(bare.state_dict())
     assert bare.eval()(torch.randn(2, 3, 8, 8)).shape == (2, 10)
@@ -117,8 +124,11 @@ def test_the_deployed_child_is_a_plain_child_that_runs_without_the_parent(traine
 
 def test_evaluation_reads_children_alone_and_writes_long_format_rows(trained, tmp_path):
     cfg, _, parent, init = trained
-    out = pipeline.evaluate(cfg, {("parent", "default", 0): parent.parent, ("alone", "default", 0): init.parent},
-                            tmp_path / "metrics.csv", log=lambda m: None)
+    models = {
+        ("parent", "default", 0): (parent.parent, parent_spec(cfg)),
+        ("alone", "default", 0): (init, run_spec(cfg, "alone", "default")),
+    }
+    out = pipeline.evaluate(C.evaluation_spec(cfg, "cifar10"), models, tmp_path / "metrics.csv", log=quiet)
     assert list(out.columns) == pipeline.RESULT_COLUMNS
     assert set(out.metric) == {"top1_acc", "top1_err", "params_m", "inference_ms"}
     assert set(out.split) == {"val", "test", "-"}
@@ -153,7 +163,7 @@ NEW_METHOD = textwrap.dedent('''
         return Smooth(child, task, params)
 ''')
 
-NAN_METHOD = textwrap.dedent('''
+NAN_METHOD = textwrap.dedent("""
     from dataclasses import dataclass
     from hkt.methods import Method
     NEEDS_PARENT = False
@@ -169,7 +179,7 @@ NAN_METHOD = textwrap.dedent('''
 
     def build(child, parent, task, params, sample):
         return Broken(child, None, task)
-''')
+""")
 
 
 @pytest.fixture
@@ -184,14 +194,20 @@ def user_module(tmp_path, monkeypatch):
 
 
 def test_a_new_method_is_one_module_plus_one_config_entry(cfg, user_module, tmp_path):
-    cfg["methods"]["smooth"] = {"module": user_module("user_smooth", NEW_METHOD), "params": {"smoothing": 0.2},
-                                "variants": {"default": {}}}
+    cfg["methods"]["smooth"] = {
+        "module": user_module("user_smooth", NEW_METHOD),
+        "params": {"smoothing": 0.2},
+        "variants": {"default": {}},
+    }
     cfg["tasks"]["cifar10"]["runs"].append("smooth/default")
     C.validate(cfg)
-    pipeline.train_run(cfg, "smooth", "default", 0, tmp_path / "smooth", parent_path=None, init_path=None,
-                       log=lambda m: None)
-    out = pipeline.evaluate(cfg, {("smooth", "default", 0): tmp_path / "smooth"}, tmp_path / "m.csv",
-                            log=lambda m: None)
+    train_run(cfg, "smooth", "default", 0, tmp_path / "smooth")
+    out = pipeline.evaluate(
+        C.evaluation_spec(cfg, "cifar10"),
+        {("smooth", "default", 0): (tmp_path / "smooth", run_spec(cfg, "smooth", "default"))},
+        tmp_path / "m.csv",
+        log=quiet,
+    )
     assert set(out.method) == {"smooth"}
     cfg["methods"]["smooth"]["params"] = {"smoothnes": 0.2}
     with pytest.raises(ValueError, match=r"methods\.smooth\.variants\.default\.params\.smoothnes: unknown"):
@@ -201,8 +217,7 @@ def test_a_new_method_is_one_module_plus_one_config_entry(cfg, user_module, tmp_
 def test_a_nan_loss_stops_the_run_with_a_clear_error_and_writes_no_result(cfg, user_module, tmp_path):
     cfg["methods"]["broken"] = {"module": user_module("user_broken", NAN_METHOD), "variants": {"default": {}}}
     with pytest.raises(FloatingPointError, match=r"non-finite loss nan at step 0 \(task=nan\)"):
-        pipeline.train_run(cfg, "broken", "default", 0, tmp_path / "broken", parent_path=None, init_path=None,
-                           log=lambda m: None)
+        train_run(cfg, "broken", "default", 0, tmp_path / "broken")
     assert not (tmp_path / "broken" / "child.pt").exists() and not (tmp_path / "broken" / "meta.json").exists()
 
 
@@ -218,18 +233,22 @@ def _release(tmp_path, cfg, *, corrupt=False):
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if corrupt:
         path.write_bytes(path.read_bytes()[:-10])
-    entry = {"url": "https://example.invalid/release.th", "sha256": digest,
-             "arch": cfg["tasks"]["cifar10"]["parent"]["arch"], "place_at": str(path)}
+    entry = {
+        "url": "https://example.invalid/release.th",
+        "sha256": digest,
+        "arch": cfg["tasks"]["cifar10"]["parent"]["arch"],
+        "place_at": str(path),
+    }
     return model, {"checkpoints": {"release": entry}}
 
 
 def test_the_parent_comes_from_a_published_checkpoint_when_present_and_verified(cfg, tmp_path):
     model, manifest = _release(tmp_path, cfg)
     cfg["tasks"]["cifar10"]["parent"].update(source="auto", published="release")
-    pipeline.obtain_parent(cfg, tmp_path / "parent", log=lambda m: None, manifest=manifest)
+    pipeline.obtain_parent(parent_spec(cfg, manifest=manifest), tmp_path / "parent", log=quiet)
     meta = json.loads((tmp_path / "parent" / "meta.json").read_text())
     assert meta["parent_source"] == "published"
-    saved = torch.load(tmp_path / "parent" / "child.pt", weights_only=True)["state_dict"]
+    saved = torch.load(tmp_path / "parent" / "parent.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
 
 
@@ -237,32 +256,38 @@ def test_a_published_checkpoint_failing_its_checksum_is_refused_not_replaced_by_
     _, manifest = _release(tmp_path, cfg, corrupt=True)
     cfg["tasks"]["cifar10"]["parent"].update(source="auto", published="release")
     with pytest.raises(ValueError, match=r"release\.th: sha256 .* does not match"):
-        pipeline.obtain_parent(cfg, tmp_path / "parent", log=lambda m: None, manifest=manifest)
-    assert not (tmp_path / "parent" / "child.pt").exists()
+        pipeline.obtain_parent(parent_spec(cfg, manifest=manifest), tmp_path / "parent", log=quiet)
+    assert not (tmp_path / "parent" / "parent.pt").exists()
 
 
 def test_without_the_file_auto_trains_and_published_says_where_to_get_it(cfg, tmp_path):
     _, manifest = _release(tmp_path, cfg)
     (tmp_path / "release.th").unlink()
     cfg["tasks"]["cifar10"]["parent"].update(source="auto", published="release")
-    pipeline.obtain_parent(cfg, tmp_path / "trained", log=lambda m: None, manifest=manifest)
+    pipeline.obtain_parent(parent_spec(cfg, manifest=manifest), tmp_path / "trained", log=quiet)
     assert json.loads((tmp_path / "trained" / "meta.json").read_text())["parent_source"] == "train"
     cfg["tasks"]["cifar10"]["parent"]["source"] = "published"
     with pytest.raises(FileNotFoundError, match=r"download https://example\.invalid/release\.th and place it at"):
-        pipeline.obtain_parent(cfg, tmp_path / "offline", log=lambda m: None, manifest=manifest,
-                               allow_network=False)
+        pipeline.obtain_parent(
+            parent_spec(cfg, manifest=manifest), tmp_path / "offline", log=quiet, allow_network=False
+        )
 
 
 def test_published_checkpoints_are_scored_as_they_are_beside_the_runs(cfg, trained, tmp_path):
     model, manifest = _release(tmp_path, cfg)
     cfg["tasks"]["cifar10"]["evaluation"]["published"] = ["release"]
     _, _, parent, _ = trained
-    out = pipeline.evaluate(cfg, {("parent", "default", 0): parent.parent}, tmp_path / "m.csv",
-                            log=lambda m: None, manifest=manifest)
+    out = pipeline.evaluate(
+        C.evaluation_spec(cfg, "cifar10", manifest),
+        {("parent", "default", 0): (parent.parent, parent_spec(cfg))},
+        tmp_path / "m.csv",
+        log=quiet,
+    )
     published = out[out.method == "published"]
     assert set(published.variant) == {"release"} and set(published.split) == {"val", "test", "-"}
     assert published.query("metric == 'params_m'")["value"].iloc[0] == pytest.approx(
-        sum(p.numel() for p in model.parameters()) / 1e6)
+        sum(p.numel() for p in model.parameters()) / 1e6
+    )
 
 
 def test_an_unreachable_release_says_where_to_get_it_and_where_to_put_it(cfg, tmp_path):
@@ -270,5 +295,5 @@ def test_an_unreachable_release_says_where_to_get_it_and_where_to_put_it(cfg, tm
     (tmp_path / "release.th").unlink()
     manifest["checkpoints"]["release"]["url"] = (tmp_path / "nowhere.th").as_uri()
     with pytest.raises(FileNotFoundError, match=r"download file://.*nowhere\.th and place it at .*release\.th"):
-        pipeline.published_checkpoint("release", manifest, allow_network=True)
+        pipeline.published_checkpoint("release", manifest["checkpoints"]["release"], allow_network=True)
     assert not (tmp_path / "release.th").exists()

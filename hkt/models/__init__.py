@@ -1,4 +1,5 @@
 """Architectures of the parent/child pairs, and loading of published checkpoints."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,10 +7,18 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from hkt.models.cifar_resnet import CifarResNet, build as build_cifar_resnet, resnet20, resnet110
+from hkt.models.cifar_resnet import CifarResNet, resnet20, resnet110
+from hkt.models.cifar_resnet import build as build_cifar_resnet
 
-__all__ = ["CifarResNet", "build_cifar_resnet", "resnet20", "resnet110", "load_checkpoint",
-           "save_checkpoint", "count_parameters"]
+__all__ = [
+    "CifarResNet",
+    "build_cifar_resnet",
+    "resnet20",
+    "resnet110",
+    "load_checkpoint",
+    "save_checkpoint",
+    "count_parameters",
+]
 
 # Checkpoints written before PyTorch 0.4.1 (among them the public CIFAR ResNet release the HKT
 # authors use) have no BatchNorm `num_batches_tracked` buffer. It only matters for momentum=None,
@@ -38,14 +47,16 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> dict:
         raise ValueError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not a dict")
     state = checkpoint.get("state_dict", checkpoint)
     if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     expected = set(model.state_dict())
     missing = sorted(k for k in expected - set(state) if not k.endswith(_OPTIONAL_SUFFIX))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:
-        raise ValueError(f"checkpoint {path} does not match {type(model).__name__}: "
-                         f"missing keys {missing[:8]}{'...' if len(missing) > 8 else ''}, "
-                         f"unexpected keys {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}")
+        raise ValueError(
+            f"checkpoint {path} does not match {type(model).__name__}: "
+            f"missing keys {missing[:8]}{'...' if len(missing) > 8 else ''}, "
+            f"unexpected keys {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
+        )
     try:
         model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches

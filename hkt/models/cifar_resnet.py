@@ -7,6 +7,7 @@ linear. ResNet-20 has 269,722 parameters and ResNet-110 1,727,962.
 For HKT the network is two aligned functional blocks (the paper's CIFAR setting): the backbone
 up to the average pooling (feature abstraction) and the fully connected layer (prediction).
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,9 +53,14 @@ class CifarResNet(nn.Module):
         widths, planes, layers = (16, 32, 64), 16, []
         for stage, width in enumerate(widths):
             stride = 1 if stage == 0 else 2
-            layers.append(nn.Sequential(*[
-                BasicBlock(planes if k == 0 else width, width, stride if k == 0 else 1)
-                for k in range(blocks_per_stage)]))
+            layers.append(
+                nn.Sequential(
+                    *[
+                        BasicBlock(planes if k == 0 else width, width, stride if k == 0 else 1)
+                        for k in range(blocks_per_stage)
+                    ]
+                )
+            )
             planes = width
         self.layer1, self.layer2, self.layer3 = layers
         self.linear = nn.Linear(64, num_classes)

@@ -7,11 +7,13 @@ parent, training a stage of a run, metadata, the evaluation driver, the DAG) liv
 `hkt/` and `workflow/` and reaches a task only through these fields, so adding a task changes
 no generic code. Methods see only the model-facing part (models, aligned blocks, losses).
 """
+
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import torch.nn as nn
 
@@ -20,36 +22,45 @@ SELECT_MODES = ("max", "min")
 
 class TrainingData(NamedTuple):
     """What one training stage reads from its data: see `Task.training`."""
-    batches: Callable[[int], tuple]           # step -> (inputs, targets), a pure function of (seed, step)
-    validate: Callable[[nn.Module], dict]     # child -> validation metrics (the selection metric among them)
-    sample: Any                               # a small input batch for shape probing (tensor or tuple)
+
+    batches: Callable[[int], tuple]  # step -> (inputs, targets), a pure function of (seed, step)
+    validate: Callable[[nn.Module], dict]  # child -> validation metrics (the selection metric among them)
+    sample: Any  # a small input batch for shape probing (tensor or tuple)
 
 
 class EvaluationData(NamedTuple):
     """What evaluation reads from the test data: see `Task.evaluation`."""
+
     score: Callable[[nn.Module], list[dict]]  # model -> rows {dataset, split, metric, value}
-    example: Any                              # the input batch inference time is measured on
+    infer: Callable[[nn.Module], Any]  # model -> its inference on one timing batch (timed)
+    batch_size: int  # inputs in that batch (time is reported per input)
+
+
+def call(model: nn.Module, x):
+    """Run a model on a training input as methods do: one argument, tensor or tuple."""
+    return model(x)
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
     # -- models: what methods read ------------------------------------------------------------
-    build_model: Callable[[str], nn.Module]   # architecture name -> fresh model (ValueError if unknown)
-    blocks: Callable[[nn.Module], list]        # model -> its aligned functional blocks (Algorithm 1)
-    task_loss: Callable                        # ell(output, target): the native loss L2
+    build_model: Callable[[str], nn.Module]  # architecture name -> fresh model (ValueError if unknown)
+    blocks: Callable[[nn.Module], list]  # model -> its aligned functional blocks (Algorithm 1)
+    task_loss: Callable  # ell(output, target): the native loss L2
+    forward: Callable = call  # (model, input) -> output, as methods run a model
     inherit_losses: Mapping[str, Callable] = field(default_factory=dict)  # choices for L1 / L3
-    max_stages: int = 2                         # how many aligned blocks the models offer
+    max_stages: int = 2  # how many aligned blocks the models offer
     # -- configuration: dataclasses that validate tasks.<name>.data / .evaluation -------------
-    data_config: type | None = None            # built from the data block merged with a stage's overrides
+    data_config: type | None = None  # built from the data block merged with a stage's overrides
     eval_config: type | None = None
     # -- data ---------------------------------------------------------------------------------
-    prepare_data: Callable | None = None       # (data_config, allow_network) -> manifest record (dict)
-    training: Callable | None = None           # (data_config, batch_size=, seed=, device=) -> TrainingData
-    evaluation: Callable | None = None         # (data_config, eval_config, device) -> EvaluationData
+    prepare_data: Callable | None = None  # (data_config, allow_network) -> manifest record (dict)
+    training: Callable | None = None  # (data_config, batch_size=, seed=, device=) -> TrainingData
+    evaluation: Callable | None = None  # (data_config, eval_config, device) -> EvaluationData
     select: tuple[str, str] = ("accuracy", "max")  # validation metric that picks the deployed child
     # -- reports ------------------------------------------------------------------------------
-    tables: Mapping[str, Callable] = field(default_factory=dict)   # name -> fn(ReportInput, {csv, md, tex: path})
+    tables: Mapping[str, Callable] = field(default_factory=dict)  # name -> fn(ReportInput, {csv, md, tex: path})
     figures: Mapping[str, Callable] = field(default_factory=dict)  # name -> fn(ReportInput, png path)
     check_report: Callable[[dict], None] | None = None  # validates tasks.<name>.report beyond the schema
 
@@ -60,10 +71,11 @@ class Task:
 
 class ReportInput(NamedTuple):
     """What a table or figure function receives from the workflow."""
-    spec: dict          # the task's report specification (config block, runs, seeds, scale, archs)
-    results: Any        # pandas DataFrame: the long-format results of results/<task>/metrics.csv
-    paper: Any          # pandas DataFrame: results/paper/results.csv
-    curves: dict        # (method, variant, seed) -> curve DataFrame ("parent", "default", s) included
+
+    spec: dict  # the task's report specification (config block, runs, seeds, scale, archs)
+    results: Any  # pandas DataFrame: the long-format results of results/<task>/metrics.csv
+    paper: Any  # pandas DataFrame: results/paper/results.csv
+    curves: dict  # (method, variant, seed) -> curve DataFrame ("parent", "default", s) included
 
 
 def task_module(name: str, module: str | None = None) -> str:

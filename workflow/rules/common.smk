@@ -1,5 +1,5 @@
-# Configuration check, the resolved job specifications and the small input functions the other
-# rule files share. Nothing here names a task: every task is a package plus a config block.
+# Configuration check, the resolved job specifications and the small input functions that the
+# other rule files share. Nothing here names a task; every task is a package plus a config block.
 import sys
 from functools import lru_cache
 
@@ -109,3 +109,52 @@ def final_targets():
     for task in config["tasks"]:
         targets += [f"results/{task}/metrics.csv", *report_targets(task)]
     return targets
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs and parameters of the data and training jobs
+# ---------------------------------------------------------------------------------------------
+def manifest_entry(place_at):
+    """The data/MANIFEST.yaml checkpoint entry stored at `place_at`."""
+    for name, entry in MANIFEST["checkpoints"].items():
+        if entry.get("place_at") == place_at:
+            return name, entry
+    raise WorkflowError(f"{place_at} is not the place_at of any checkpoint in data/MANIFEST.yaml")
+
+
+def parent_inputs(w):
+    specs = parent_specs(w.task)
+    spec = stage_spec(specs, w.get("stage"))
+    inputs = {"data": data_record(w.task)}
+    if spec["source"] == "published":
+        inputs["published"] = spec["checkpoint"]["place_at"]
+    k = specs.index(spec)
+    if k > 0:
+        inputs["init"] = f"{parent_dir(w.task, specs[k - 1]['stage'])}/method.pt"
+    return inputs
+
+
+def run_inputs(w):
+    specs = run_specs(w.task, w.method, w.variant, w.seed)
+    spec = stage_spec(specs, w.get("stage"))
+    inputs = {"data": data_record(w.task)}
+    if spec["needs_parent"]:
+        inputs["parent"] = f"{parent_dir(w.task)}/parent.pt"
+    k = specs.index(spec)
+    if k > 0:
+        inputs["init"] = f"{run_dir(w.task, w.method, w.variant, w.seed, specs[k - 1]['stage'])}/method.pt"
+    elif spec["init"] == "child":
+        inputs["init"] = f"{run_dir(w.task, *C.CHILD_RUN, w.seed)}/child.pt"
+    return inputs
+
+
+def parent_spec_param(w):
+    return stage_spec(parent_specs(w.task), w.get("stage"))
+
+
+def run_spec_param(w):
+    return stage_spec(run_specs(w.task, w.method, w.variant, w.seed), w.get("stage"))
+
+
+PARENT = f"{RUNS}/{{task}}/parent"
+RUN = f"{RUNS}/{{task}}/{{method}}/{{variant}}/seed{{seed}}"

@@ -3,6 +3,8 @@
 
 
 rule prepare_data:
+    conda:
+        "../envs/hkt.yaml"
     output:
         record="results/data/{task}.json",
     params:
@@ -16,17 +18,11 @@ rule prepare_data:
         "../scripts/prepare_data.py"
 
 
-def manifest_entry(place_at):
-    """The data/MANIFEST.yaml checkpoint entry stored at `place_at`."""
-    for name, entry in MANIFEST["checkpoints"].items():
-        if entry.get("place_at") == place_at:
-            return name, entry
-    raise WorkflowError(f"{place_at} is not the place_at of any checkpoint in data/MANIFEST.yaml")
-
-
 # Published checkpoints (the parent, released children): downloaded and checksum-verified, or,
 # offline, an error that says where to get the file and where to put it.
 rule fetch_checkpoint:
+    conda:
+        "../envs/hkt.yaml"
     output:
         "data/checkpoints/{file}",
     params:

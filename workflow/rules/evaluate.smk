@@ -4,6 +4,8 @@
 
 
 rule evaluate:
+    conda:
+        "../envs/hkt.yaml"
     input:
         data=lambda w: data_record(w.task),
         models=lambda w: [f"{d}/{WEIGHTS[spec['role']]}" for d, spec in final_models(w.task).values()],

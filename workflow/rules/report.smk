@@ -3,6 +3,8 @@
 
 
 rule table:
+    conda:
+        "../envs/hkt.yaml"
     input:
         metrics="results/{task}/metrics.csv",
         paper="results/paper/results.csv",
@@ -23,6 +25,8 @@ rule table:
 
 
 rule figure:
+    conda:
+        "../envs/hkt.yaml"
     input:
         metrics="results/{task}/metrics.csv",
         paper="results/paper/results.csv",
@@ -45,6 +49,8 @@ rule figure:
 # Not part of `all`: run it alone so that nothing else competes for the processor. Its outputs
 # are committed, so regenerate them with: snakemake bench --cores all --forcerun bench
 rule bench:
+    conda:
+        "../envs/hkt.yaml"
     output:
         csv="results/bench/cifar10_train_step.csv",
         figure="results/bench/cifar10_train_step.png",

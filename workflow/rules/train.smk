@@ -6,45 +6,9 @@
 # start from the trained child (`init: child`) depend on the child-alone run of the same seed.
 
 
-def parent_inputs(w):
-    specs = parent_specs(w.task)
-    spec = stage_spec(specs, w.get("stage"))
-    inputs = {"data": data_record(w.task)}
-    if spec["source"] == "published":
-        inputs["published"] = spec["checkpoint"]["place_at"]
-    k = specs.index(spec)
-    if k > 0:
-        inputs["init"] = f"{parent_dir(w.task, specs[k - 1]['stage'])}/method.pt"
-    return inputs
-
-
-def run_inputs(w):
-    specs = run_specs(w.task, w.method, w.variant, w.seed)
-    spec = stage_spec(specs, w.get("stage"))
-    inputs = {"data": data_record(w.task)}
-    if spec["needs_parent"]:
-        inputs["parent"] = f"{parent_dir(w.task)}/parent.pt"
-    k = specs.index(spec)
-    if k > 0:
-        inputs["init"] = f"{run_dir(w.task, w.method, w.variant, w.seed, specs[k - 1]['stage'])}/method.pt"
-    elif spec["init"] == "child":
-        inputs["init"] = f"{run_dir(w.task, *C.CHILD_RUN, w.seed)}/child.pt"
-    return inputs
-
-
-def parent_spec_param(w):
-    return stage_spec(parent_specs(w.task), w.get("stage"))
-
-
-def run_spec_param(w):
-    return stage_spec(run_specs(w.task, w.method, w.variant, w.seed), w.get("stage"))
-
-
-PARENT = f"{RUNS}/{{task}}/parent"
-RUN = f"{RUNS}/{{task}}/{{method}}/{{variant}}/seed{{seed}}"
-
-
 rule train_parent:
+    conda:
+        "../envs/hkt.yaml"
     input:
         unpack(parent_inputs),
     output:
@@ -75,6 +39,8 @@ use rule train_parent as train_parent_stage with:
 
 
 rule train_run:
+    conda:
+        "../envs/hkt.yaml"
     input:
         unpack(run_inputs),
     output:

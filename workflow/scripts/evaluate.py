@@ -1,4 +1,5 @@
 """Score the parent and every deployed child on the test split; write the long-format CSV."""
+
 import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)

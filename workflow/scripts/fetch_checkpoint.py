@@ -1,4 +1,5 @@
 """Download one published checkpoint named in data/MANIFEST.yaml and verify its checksum."""
+
 import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)

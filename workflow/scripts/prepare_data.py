@@ -1,4 +1,5 @@
 """Prepare one task's data (download + verify + extract, or generate); its record is written last."""
+
 import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)

@@ -1,4 +1,5 @@
 """One table of a task (named in tasks.<task>.report.tables), as CSV, Markdown and LaTeX."""
+
 import sys
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)

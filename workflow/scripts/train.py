@@ -1,4 +1,5 @@
 """Train one stage of a run or of the parent (or take a published parent); resumes from its checkpoint."""
+
 import sys
 from pathlib import Path
 
@@ -10,6 +11,13 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "a", buffering=1)
 from hkt.cli import launch
 
 init = snakemake.input.get("init")
-sys.exit(launch(snakemake.params.spec, str(Path(snakemake.output.weights).parent),
-                processes=snakemake.params.processes, parent=snakemake.input.get("parent"),
-                init=str(Path(init).parent) if init else None, threads=snakemake.threads))
+sys.exit(
+    launch(
+        snakemake.params.spec,
+        str(Path(snakemake.output.weights).parent),
+        processes=snakemake.params.processes,
+        parent=snakemake.input.get("parent"),
+        init=str(Path(init).parent) if init else None,
+        threads=snakemake.threads,
+    )
+)

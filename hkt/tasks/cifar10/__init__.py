@@ -5,10 +5,11 @@ the official python-pickle layout (downloaded, or generated for the embedded def
 augmented batches as a pure function of (seed, step), top-1 accuracy for selection and
 scoring, and Table 2 with its figures (hkt.tasks.cifar10.tables).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,11 +38,11 @@ class Generated:
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str                    # generated | download
+    source: str  # generated | download
     root: str
-    val_size: int                  # held out of the training files for model selection
+    val_size: int  # held out of the training files for model selection
     split_seed: int
-    resolution: int                # 32 = native CIFAR
+    resolution: int  # 32 = native CIFAR
     crop_padding: int
     mean: tuple
     std: tuple
@@ -66,8 +67,8 @@ class DataConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     batch_size: int
-    timing: dict                   # {batch_size, warmup, repeats}
-    published: tuple = ()          # data/MANIFEST.yaml checkpoints scored as they are
+    timing: dict  # {batch_size, warmup, repeats}
+    published: tuple = ()  # data/MANIFEST.yaml checkpoints scored as they are
 
     def __post_init__(self):
         if self.batch_size < 1 or self.timing.get("batch_size", 0) < 1:
@@ -86,8 +87,9 @@ def prepare_data(data: DataConfig, *, allow_network: bool = True) -> dict:
 
     if data.source == "generated":
         g = data.generated
-        D.prepare_generated(data.root, n_train=g.n_train, n_test=g.n_test, seed=g.seed, noise=g.noise,
-                            distractors=g.distractors)
+        D.prepare_generated(
+            data.root, n_train=g.n_train, n_test=g.n_test, seed=g.seed, noise=g.noise, distractors=g.distractors
+        )
     else:
         D.prepare_download(data.root, allow_network=allow_network)
     return S.read_manifest(data.root)
@@ -113,8 +115,18 @@ class Batches:
     exactly the batches an uninterrupted one would.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int, seed: int,
-                 mean: Sequence[float], std: Sequence[float], crop_padding: int, flip: bool = True):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        seed: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        crop_padding: int,
+        flip: bool = True,
+    ):
         if len(images) < batch_size:
             raise ValueError(f"batch_size {batch_size} exceeds the {len(images)} training images")
         self.images, self.labels = images, labels
@@ -130,7 +142,7 @@ class Batches:
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._order = epoch, torch.randperm(len(self.images), generator=g)
-        idx = self._order[k * self.batch_size:(k + 1) * self.batch_size]
+        idx = self._order[k * self.batch_size : (k + 1) * self.batch_size]
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + 500_009 + step)
         x = self._augment(self.images[idx], g)
         return normalize(x, self.mean, self.std), self.labels[idx]
@@ -160,19 +172,35 @@ def _stats(data: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
 
 def training(data: DataConfig, *, batch_size: int, seed: int, device) -> TrainingData:
     train_x, train_y, val_x, val_y = load_train_val(data)
-    batches = Batches(train_x.to(device), train_y.to(device), batch_size=batch_size, seed=seed, mean=data.mean,
-                      std=data.std, crop_padding=data.crop_padding)
-    return TrainingData(batches=batches,
-                        validate=lambda child: accuracy(child, val_x, val_y, mean=data.mean, std=data.std),
-                        sample=normalize(train_x[:2], *_stats(data)))
+    batches = Batches(
+        train_x.to(device),
+        train_y.to(device),
+        batch_size=batch_size,
+        seed=seed,
+        mean=data.mean,
+        std=data.std,
+        crop_padding=data.crop_padding,
+    )
+    return TrainingData(
+        batches=batches,
+        validate=lambda child: accuracy(child, val_x, val_y, mean=data.mean, std=data.std),
+        sample=normalize(train_x[:2], *_stats(data)),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Metrics and evaluation
 # ---------------------------------------------------------------------------------------------
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
-             mean: Sequence[float], std: Sequence[float], batch_size: int = 500) -> dict[str, float]:
+def accuracy(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batch_size: int = 500,
+) -> dict[str, float]:
     """Top-1 accuracy and error (percent) of `model` in eval mode."""
     was_training = model.training
     model.eval()
@@ -180,8 +208,8 @@ def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     correct = 0
     for start in range(0, len(images), batch_size):
-        x = normalize(images[start:start + batch_size].to(device), mean_t, std_t)
-        correct += (model(x).argmax(1).cpu() == labels[start:start + batch_size]).sum().item()
+        x = normalize(images[start : start + batch_size].to(device), mean_t, std_t)
+        correct += (model(x).argmax(1).cpu() == labels[start : start + batch_size]).sum().item()
     model.train(was_training)
     acc = 100.0 * correct / len(images)
     return {"top1_acc": acc, "top1_err": 100.0 - acc}
@@ -195,7 +223,8 @@ def evaluation(data: DataConfig, ev: EvalConfig, device) -> EvaluationData:
         scores = accuracy(model, test_x, test_y, mean=data.mean, std=data.std, batch_size=ev.batch_size)
         return [{"dataset": name, "split": "test", "metric": m, "value": scores[m]} for m in ("top1_acc", "top1_err")]
 
-    return EvaluationData(score=score, example=normalize(test_x[:ev.timing["batch_size"]].to(device), *_stats(data)))
+    example = normalize(test_x[: ev.timing["batch_size"]].to(device), *_stats(data))
+    return EvaluationData(score=score, infer=lambda model: model(example), batch_size=len(example))
 
 
 def mae_to_onehot(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -224,8 +253,12 @@ TASK = Task(
     training=training,
     evaluation=evaluation,
     select=("top1_acc", "max"),
-    tables={"table2": lambda inp, outs: _tables().table2(inp, outs),
-            "comparisons": lambda inp, outs: _tables().comparisons(inp, outs)},
-    figures={"learning_curves": lambda inp, path: _tables().learning_curves(inp, path),
-             "accuracy_vs_params": lambda inp, path: _tables().accuracy_vs_params(inp, path)},
+    tables={
+        "table2": lambda inp, outs: _tables().table2(inp, outs),
+        "comparisons": lambda inp, outs: _tables().comparisons(inp, outs),
+    },
+    figures={
+        "learning_curves": lambda inp, path: _tables().learning_curves(inp, path),
+        "accuracy_vs_params": lambda inp, path: _tables().accuracy_vs_params(inp, path),
+    },
 )

@@ -3,6 +3,7 @@
 Kept apart from `data` so that training and evaluation jobs import neither torchvision nor
 pickle readers: the tensors load with `weights_only=True`.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """Table 2 (CIFAR-10) beside the paper, method comparisons, and the two figures: the report
 functions of the CIFAR task (each takes a hkt.tasks.ReportInput)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,30 +15,35 @@ from hkt import report  # noqa: E402
 from hkt.io import atomic_path, atomic_write_text  # noqa: E402
 from hkt.tasks import ReportInput  # noqa: E402
 
-COLUMNS = [report.Column("top1_acc", "Prec. (%)", 2, "cifar10", "test"),
-           report.Column("top1_err", "Error (%)", 2, "cifar10", "test"),
-           report.Column("params_m", "Params (M)", 3, "cifar10", "test", suite_split="-"),
-           report.Column("inference_ms", "Inf. (ms)", 3, "cifar10", "test", suite_split="-")]
+COLUMNS = [
+    report.Column("top1_acc", "Prec. (%)", 2, "cifar10", "test"),
+    report.Column("top1_err", "Error (%)", 2, "cifar10", "test"),
+    report.Column("params_m", "Params (M)", 3, "cifar10", "test", suite_split="-"),
+    report.Column("inference_ms", "Inf. (ms)", 3, "cifar10", "test", suite_split="-"),
+]
 
 
 def table2(inp: ReportInput, outs: dict) -> pd.DataFrame:
     spec, options = inp.spec, inp.spec["report"]["tables"]["table2"]
     rows = options["rows"]
     extra = [r for r in spec["runs"] if r not in {row["run"] for row in rows}]
-    table = report.paper_table(inp.results, inp.paper, table=options["paper"], rows=rows, columns=COLUMNS,
-                               extra_runs=extra)
+    table = report.paper_table(
+        inp.results, inp.paper, table=options["paper"], rows=rows, columns=COLUMNS, extra_runs=extra
+    )
     with atomic_path(outs["csv"]) as tmp:
         table.to_csv(tmp, index=False)
     cols, body = report.wide(table, COLUMNS)
     seeds = ", ".join(str(s) for s in spec["seeds"])
-    notes = [f"Suite: mean ± sample std over seeds {seeds}; Δ = suite − paper.",
-             f"Paper rows: P, C and Ours are the paper's Table 2 (TITAN RTX); the suite's parent is "
-             f"{spec['parent_arch']}, its child {spec['child_arch']}.",
-             "Inference: median ms per image over repeats after warm-up, batch "
-             f"{spec['evaluation']['timing']['batch_size']}, on the evaluation device in results/cifar10/metrics.csv.",
-             "Model selection used the validation split only; the test split was read once, by evaluation.",
-             "Comparisons between runs: results/tables/cifar10/comparisons.md.",
-             "Deviations from the paper: results/discrepancies.csv."]
+    notes = [
+        f"Suite: mean ± sample std over seeds {seeds}; Δ = suite − paper.",
+        f"Paper rows: P, C and Ours are the paper's Table 2 (TITAN RTX); the suite's parent is "
+        f"{spec['parent_arch']}, its child {spec['child_arch']}.",
+        "Inference: median ms per image over repeats after warm-up, batch "
+        f"{spec['evaluation']['timing']['batch_size']}, on the evaluation device in results/cifar10/metrics.csv.",
+        "Model selection used the validation split only; the test split was read once, by evaluation.",
+        "Comparisons between runs: results/tables/cifar10/comparisons.md.",
+        "Deviations from the paper: results/discrepancies.csv.",
+    ]
     scale = spec["scale"]
     atomic_write_text(outs["md"], report.to_markdown("Table 2: CIFAR-10", scale, cols, body, notes))
     atomic_write_text(outs["tex"], report.to_latex("CIFAR-10: ResNet parent, ResNet child and HKT.", scale, cols, body))
@@ -66,15 +72,22 @@ def learning_curves(inp: ReportInput, out_path) -> None:
     init_child = set(inp.spec["init_child"])
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, title, keep in ((axes[0], "Trained from scratch", lambda r: r not in init_child),
-                            (axes[1], "Starting from the trained child", lambda r: r in init_child)):
+    for ax, title, keep in (
+        (axes[0], "Trained from scratch", lambda r: r not in init_child),
+        (axes[1], "Starting from the trained child", lambda r: r in init_child),
+    ):
         for run, group in curves.groupby("run", sort=False):
             if not keep(run):
                 continue
             stats = group.groupby("step")["val_top1_acc"].agg(["mean", "std"]).reset_index()
-            line, = ax.plot(stats["step"], stats["mean"], label=run, lw=1.4)
-            ax.fill_between(stats["step"], stats["mean"] - stats["std"].fillna(0),
-                            stats["mean"] + stats["std"].fillna(0), color=line.get_color(), alpha=0.15)
+            (line,) = ax.plot(stats["step"], stats["mean"], label=run, lw=1.4)
+            ax.fill_between(
+                stats["step"],
+                stats["mean"] - stats["std"].fillna(0),
+                stats["mean"] + stats["std"].fillna(0),
+                color=line.get_color(),
+                alpha=0.15,
+            )
         ax.set(title=title, xlabel="training step", ylabel="validation top-1 (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
@@ -94,15 +107,26 @@ def accuracy_vs_params(inp: ReportInput, out_path) -> None:
     markers = "osD^v<>ph*XP"
     colours = plt.get_cmap("tab10" if len(acc) <= 10 else "tab20")
     acc = acc.reset_index(drop=True)
-    acc["params"] = [params.loc[(m, v)] for m, v in zip(acc.method, acc.variant)]
+    acc["params"] = [params.loc[(m, v)] for m, v in zip(acc.method, acc.variant, strict=True)]
     for _, column in acc.groupby("params", sort=True):
         for k, r in enumerate(column.itertuples()):
             i = r.Index  # one colour and marker per run, in the order of metrics.csv
-            ax.errorbar(r.params * 1.035 ** (k - (len(column) - 1) / 2), r.mean, yerr=r.std if r.n > 1 else None, fmt=markers[i % len(markers)],
-                        ms=6, capsize=3, color=colours(i % colours.N), label=f"{r.method}/{r.variant} (n={r.n})")
-    ax.set(xscale="log", xlabel="parameters (M, log scale; equal-size runs spread apart)",
-           ylabel="test top-1 (%, mean ± std over seeds)",
-           title="CIFAR-10: accuracy vs parameters" + _suffix(scale))
+            ax.errorbar(
+                r.params * 1.035 ** (k - (len(column) - 1) / 2),
+                r.mean,
+                yerr=r.std if r.n > 1 else None,
+                fmt=markers[i % len(markers)],
+                ms=6,
+                capsize=3,
+                color=colours(i % colours.N),
+                label=f"{r.method}/{r.variant} (n={r.n})",
+            )
+    ax.set(
+        xscale="log",
+        xlabel="parameters (M, log scale; equal-size runs spread apart)",
+        ylabel="test top-1 (%, mean ± std over seeds)",
+        title="CIFAR-10: accuracy vs parameters" + _suffix(scale),
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
