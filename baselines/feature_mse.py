@@ -4,7 +4,9 @@ between a regressed child feature and the parent's feature at one aligned stage 
     L = CE(s, y) + beta * MSE(T(z_k), ~z_k)
 
 T is the same Transfer unit HKT uses (1x1 convolution + resize, identity for equal shapes), so
-the two methods read exactly the same features and differ only in how they use them.
+the two methods read exactly the same features and differ only in how they use them. Where the
+boundary carries several tensors (RAFT: two feature maps and the image), the leaves HKT would
+mix there (`task.mixed_leaves`) each get a regressor and the hint is their mean MSE.
 """
 
 from __future__ import annotations
@@ -42,9 +44,15 @@ class FeatureMSE(Method):
         self.params = params
         with torch.no_grad():
             child_feat, parent_feat = self._features(self.child, sample), self._features(self.parent, sample)
-        if not isinstance(child_feat, torch.Tensor):
-            raise ValueError("feature_mse needs a single-tensor boundary")
-        self.regressor = Transfer(tuple(child_feat.shape[1:]), tuple(parent_feat.shape[1:]))
+        if isinstance(child_feat, torch.Tensor):
+            self.leaves = None
+            self.regressor = Transfer(tuple(child_feat.shape[1:]), tuple(parent_feat.shape[1:]))
+        else:
+            mixed = task.mixed_leaves(task.max_stages) if task.mixed_leaves else None
+            self.leaves = mixed[params.boundary - 1] if mixed else list(range(len(child_feat)))
+            self.regressor = torch.nn.ModuleList(
+                Transfer(tuple(child_feat[j].shape[1:]), tuple(parent_feat[j].shape[1:])) for j in self.leaves
+            )
 
     def _features(self, model, x):
         return _run(self.task.blocks(model)[: self.params.boundary], x)
@@ -55,7 +63,11 @@ class FeatureMSE(Method):
         with torch.no_grad():
             target = self._features(self.parent, x)
         task = self.task.task_loss(logits, y)
-        hint = F.mse_loss(self.regressor(feat), target)
+        if self.leaves is None:
+            hint = F.mse_loss(self.regressor(feat), target)
+        else:
+            pairs = zip(self.regressor, self.leaves, strict=True)
+            hint = torch.stack([F.mse_loss(r(feat[j]), target[j]) for r, j in pairs]).mean()
         return task + self.params.beta * hint, {"task": task, "hint": hint}
 
 

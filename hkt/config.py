@@ -114,12 +114,19 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
                 f"{key}.parent.published: {parent['published']!r} is a "
                 f"{entry['arch']}, but parent.arch is {parent['arch']}"
             )
+    for method_name in task_cfg.get("method_params") or {}:
+        if method_name not in cfg["methods"]:
+            raise ValueError(f"{key}.method_params.{method_name}: no such method in `methods`")
     for i, run in enumerate(task_cfg["runs"]):
         method_name, variant = run.split("/")
         method = cfg["methods"].get(method_name)
         if method is None or variant not in method["variants"]:
             raise ValueError(f"{key}.runs[{i}]: {run!r} names no configured method/variant")
-        params = make_params(load_method(method["module"]), _variant_params(method, variant))
+        params = make_params(
+            load_method(method["module"]),
+            _run_params(cfg, task_name, method_name, variant),
+            key=f"methods.{method_name}.variants.{variant}.params (with {key}.method_params)",
+        )
         if hasattr(params, "check_task"):
             try:
                 params.check_task(task)
@@ -149,6 +156,7 @@ def _validate_report(task, task_cfg: dict, key: str) -> None:
             )
         named = [(f"rows[{i}].run", row["run"]) for i, row in enumerate(table.get("rows", []))]
         named += [(f"controls[{i}]", run) for i, run in enumerate(table.get("controls", []))]
+        named += [(f"runs.{role}", run) for role, run in (table.get("runs") or {}).items()]
         for where, run in named:
             if run not in runs:
                 raise ValueError(f"{key}.report.tables.{name}.{where}: {run!r} is not in {key}.runs")
@@ -168,6 +176,13 @@ def _dotted(path) -> str:
 
 def _variant_params(method: dict, variant: str) -> dict:
     return {**(method.get("params") or {}), **(method["variants"][variant].get("params") or {})}
+
+
+def _run_params(cfg: dict, task: str, method: str, variant: str) -> dict:
+    """A run's method parameters: the method's, then the task's overrides, then the variant's."""
+    m = cfg["methods"][method]
+    task_params = (cfg["tasks"][task].get("method_params") or {}).get(method) or {}
+    return {**(m.get("params") or {}), **task_params, **(m["variants"][variant].get("params") or {})}
 
 
 def task_config(task, data: dict, key: str):
@@ -269,9 +284,18 @@ def parent_source(parent_cfg: dict, manifest: dict) -> str:
     if parent_cfg["source"] != "auto":
         return parent_cfg["source"]
     name = parent_cfg.get("published")
-    if name and (ROOT / manifest["checkpoints"][name]["place_at"]).exists():
-        return "published"
+    if name:
+        entry = manifest["checkpoints"][name]
+        if (ROOT / entry["place_at"]).exists() or hub_cache_path(entry).exists():
+            return "published"
     return "train"
+
+
+def hub_cache_path(entry: dict) -> Path:
+    """Where torch.hub keeps a downloaded release of this manifest entry."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(entry["url"]).name
 
 
 def parent_specs(cfg: dict, task: str, manifest: dict | None = None) -> list[dict]:
@@ -315,7 +339,7 @@ def run_specs(cfg: dict, task: str, method: str, variant: str, seed: int, manife
         "variant": variant,
         "seed": seed,
         "module": m["module"],
-        "params": _variant_params(m, variant),
+        "params": _run_params(cfg, task, method, variant),
         "init": init,
         "arch": t["child"]["arch"],
         "needs_parent": module.NEEDS_PARENT,
@@ -359,6 +383,7 @@ def report_spec(cfg: dict, task: str) -> dict:
             "parent_arch": t["parent"]["arch"],
             "child_arch": t["child"]["arch"],
             "evaluation": t["evaluation"],
+            "data": t["data"],
         }
     )
 

@@ -7,7 +7,12 @@ For a source signal x (the block that gives) and a receiving signal x' (the bloc
     Mixture     phi = x' + lambda * GA(tau, x') eq. (3), lambda in [0, 1]
 
 Mixture modes: "ga" is eq. (3); "add" (x' + lambda * tau) is the no-GA ablation;
-"mse" (footnote 1) injects nothing and instead reports MSE(tau, x') as an alignment loss.
+"mse" (footnote 1) injects nothing and instead reports MSE(tau, x') as an alignment loss;
+"replace" (phi = tau) is the no-mixture-unit ablation. The paper names the three units but
+not the extractor's form: "none" (the default) passes the block's output on as it is, "conv" is
+a learned residual 3x3 convolution started at the identity; the no-transfer ablation swaps the
+learned 1x1 projection for a fixed channel truncation / zero padding (the only parameter-free
+map between different widths). See results/discrepancies.csv.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import torch.nn.functional as F
 
 from hkt.attention import VECTOR_MODES, genetic_attention
 
-MIXTURE_MODES = ("ga", "add", "mse")
+MIXTURE_MODES = ("ga", "add", "mse", "replace")
+EXTRACTORS = ("none", "conv")
+TRANSFERS = ("conv", "fixed")
 _RESIZE_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
@@ -32,8 +39,10 @@ class Transfer(nn.Module):
     (the paper's CIFAR and LiTS settings need none).
     """
 
-    def __init__(self, source: tuple[int, ...], target: tuple[int, ...]):
+    def __init__(self, source: tuple[int, ...], target: tuple[int, ...], kind: str = "conv"):
         super().__init__()
+        if kind not in TRANSFERS:
+            raise ValueError(f"transfer must be one of {TRANSFERS}, got {kind!r}")
         source, target = tuple(source), tuple(target)
         if len(source) != len(target):
             raise ValueError(f"Transfer cannot map rank {len(source)} {source} to rank {len(target)} {target}")
@@ -42,7 +51,9 @@ class Transfer(nn.Module):
         if spatial > 3:
             raise ValueError(f"Transfer supports up to 3 spatial dimensions, got shape {source}")
         self.project: nn.Module = nn.Identity()
-        if source[0] != target[0]:
+        if source[0] != target[0] and kind == "fixed":
+            self.project = FixedChannels(target[0])
+        elif source[0] != target[0]:
             conv = {0: None, 1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[spatial]
             self.project = nn.Linear(source[0], target[0]) if conv is None else conv(source[0], target[0], 1)
         self.resize = spatial > 0 and source[1:] != target[1:]
@@ -53,6 +64,41 @@ class Transfer(nn.Module):
         if self.resize:
             z = F.interpolate(z, size=self.target[1:], mode=self.mode, align_corners=False)
         return z
+
+
+class FixedChannels(nn.Module):
+    """The first `channels` channels, or all of them followed by zeros: no weights to learn."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.shape[1] >= self.channels:
+            return z[:, : self.channels]
+        return F.pad(z, (0, 0) * (z.dim() - 2) + (0, self.channels - z.shape[1]))
+
+
+class Extractor(nn.Module):
+    """E as a learned residual 3x3 convolution on a feature map, zero-initialised (starts as identity)."""
+
+    def __init__(self, channels: int, spatial: int):
+        super().__init__()
+        conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[spatial]
+        self.conv = conv(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x)
+
+
+def make_extractor(kind: str, source: tuple[int, ...]) -> nn.Module | None:
+    if kind not in EXTRACTORS:
+        raise ValueError(f"extractor must be one of {EXTRACTORS}, got {kind!r}")
+    if kind == "none" or len(source) < 2:  # vectors have no neighbourhood to convolve over
+        return None
+    return Extractor(source[0], len(source) - 1)
 
 
 class Mixture(nn.Module):
@@ -74,6 +120,8 @@ class Mixture(nn.Module):
             return receiver + self.lam * genetic_attention(receiver, tau, vector_mode=self.vector_mode), None
         if self.mode == "add":
             return receiver + self.lam * tau, None
+        if self.mode == "replace":
+            return tau, None
         return receiver, F.mse_loss(tau, receiver)
 
     def extra_repr(self) -> str:

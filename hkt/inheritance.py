@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from hkt.etm import ETM, Mixture, Transfer
+from hkt.etm import ETM, Mixture, Transfer, make_extractor
 
 Signal = torch.Tensor | tuple[torch.Tensor, ...]
 Block = Callable[[Signal], Signal]
@@ -154,11 +154,14 @@ def build_inheritance(
     vector_mode: str = "gated",
     head_query: str = "parent",
     leaves: Sequence[Sequence[int]] | None = None,
+    extractor: str = "none",
+    transfer: str = "conv",
 ) -> Inheritance:
     """Create the ETM units for two aligned block lists by probing them with `sample`.
 
     `leaves[i]` lists which leaves of boundary i are mixed (default: all). Transfers are the
-    identity wherever parent and child shapes already agree.
+    identity wherever parent and child shapes already agree. `extractor` and `transfer` choose
+    the E and T units (hkt.etm: the defaults, or the ablations that remove them).
     """
     if len(child) != len(parent):
         raise ValueError(f"child has {len(child)} blocks, parent {len(parent)}: they must be aligned")
@@ -172,7 +175,14 @@ def build_inheritance(
         mixed = range(len(cs)) if leaves is None else leaves[i]
 
         def units(src, dst, mixed=mixed):
-            return {j: ETM(Transfer(src[j], dst[j]), Mixture(mixture, lam, vector_mode)) for j in mixed}
+            return {
+                j: ETM(
+                    Transfer(src[j], dst[j], transfer),
+                    Mixture(mixture, lam, vector_mode),
+                    make_extractor(extractor, src[j]),
+                )
+                for j in mixed
+            }
 
         to_child.append(Boundary(units(ps, cs)))
         to_parent.append(Boundary(units(cs, ps)))

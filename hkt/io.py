@@ -10,6 +10,7 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -104,12 +105,12 @@ def download(url: str, dest: str | Path, **checksums) -> Path:
 
 
 def safe_extract(archive: str | Path, dest: str | Path) -> Path:
-    """Extract a tar archive into `dest` and mark it complete, or leave nothing behind.
+    """Extract a tar or zip archive into `dest` and mark it complete, or leave nothing behind.
 
-    Members are vetted by the 'data' filter (no absolute paths, no '..', no links leaving the
-    folder, no device files); extraction happens in a sibling temporary folder that is renamed
-    into place only when every member has been written, and `dest/.complete` records the
-    archive's sha256.
+    Tar members are vetted by the 'data' filter (no absolute paths, no '..', no links leaving
+    the folder, no device files); zip members must stay inside `dest` and may not be symbolic
+    links. Extraction happens in a sibling temporary folder that is renamed into place only when
+    every member has been written, and `dest/.complete` records the archive's sha256.
     """
     archive, dest = Path(archive), Path(dest)
     if (dest / COMPLETE).exists():
@@ -120,9 +121,12 @@ def safe_extract(archive: str | Path, dest: str | Path) -> Path:
     staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
     try:
         try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(staging, filter="data")
-        except (tarfile.TarError, EOFError, OSError) as err:
+            if zipfile.is_zipfile(archive):
+                _extract_zip(archive, staging)
+            else:
+                with tarfile.open(archive) as tar:
+                    tar.extractall(staging, filter="data")
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as err:
             raise ValueError(f"archive {archive} cannot be extracted safely: {err}") from err
         (staging / COMPLETE).write_text(file_digest(archive) + "\n")
         os.replace(staging, dest)
@@ -130,3 +134,17 @@ def safe_extract(archive: str | Path, dest: str | Path) -> Path:
         if staging.exists():
             shutil.rmtree(staging)
     return dest
+
+
+def _extract_zip(archive: Path, staging: Path) -> None:
+    root = staging.resolve()
+    with zipfile.ZipFile(archive) as z:
+        for info in z.infolist():
+            target = (staging / info.filename).resolve()
+            is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+            if info.filename.startswith(("/", "\\")) or not target.is_relative_to(root) or is_link:
+                raise ValueError(
+                    f"archive {archive}: member {info.filename!r} would leave the destination "
+                    "or is a link; refusing to extract"
+                )
+        z.extractall(staging)

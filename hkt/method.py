@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hkt.attention import VECTOR_MODES
-from hkt.etm import MIXTURE_MODES
+from hkt.etm import EXTRACTORS, MIXTURE_MODES, TRANSFERS
 from hkt.inheritance import HEAD_QUERIES, build_inheritance, merge_blocks
 from hkt.methods import Method, require_blocks
 from hkt.weights import loss_weights
@@ -30,6 +30,8 @@ class Params:
     vector_mode: str = "gated"  # GA on (B, C) vectors: see hkt.attention
     head_query: str = "parent"  # parent: Algorithm 1 line 6; child: the authors' code
     inherit_loss: str = "ce"  # loss of L1 and L3 (task-specific choices)
+    extractor: str = "none"  # E unit: none (identity) | conv (learned residual 3x3); see hkt.etm
+    transfer: str = "conv"  # T unit: conv (learned 1x1) | fixed (no-transfer ablation)
     align_weight: float = 1.0  # weight of the MSE alignment of the "mse" mixture
 
     def __post_init__(self):
@@ -41,6 +43,8 @@ class Params:
             ("mixture", self.mixture, MIXTURE_MODES),
             ("vector_mode", self.vector_mode, VECTOR_MODES),
             ("head_query", self.head_query, HEAD_QUERIES),
+            ("extractor", self.extractor, EXTRACTORS),
+            ("transfer", self.transfer, TRANSFERS),
         ):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
@@ -70,6 +74,9 @@ class HKT(Method):
             mixture=params.mixture,
             vector_mode=params.vector_mode,
             head_query=params.head_query,
+            leaves=task.mixed_leaves(params.stages) if task.mixed_leaves else None,
+            extractor=params.extractor,
+            transfer=params.transfer,
         )
 
     def child_blocks(self):

@@ -79,10 +79,18 @@ def published_checkpoint(name: str, entry: dict, *, allow_network: bool) -> Path
         raise ValueError(f"checkpoint {name!r} has another architecture ({entry['arch']}) and cannot be loaded")
     path = C.ROOT / entry["place_at"]
     sums = {k: entry[k] for k in ("md5", "sha256", "sha256_prefix") if k in entry}
+    cached = C.hub_cache_path(entry)
+    if not path.exists() and cached.exists():  # already in the torch hub cache: verify, then copy
+        verify_checksum(cached, **sums)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(cached.read_bytes())
     if path.exists():
         verify_checksum(path, **sums)
         return path
-    missing = f"published checkpoint {name!r} is missing: download {entry['url']} and place it at {path}"
+    missing = (
+        f"published checkpoint {name!r} is missing: download {entry['url']} and place it at {path} "
+        f"(or in the torch hub cache, {cached})"
+    )
     if not allow_network:
         raise FileNotFoundError(missing)
     try:
@@ -165,7 +173,7 @@ def train_stage(
     data = task.training(
         C.task_config(task, spec["data"], "data"), batch_size=schedule.batch_size, seed=spec["seed"], device=device
     )
-    objective = module.build(child, parent, task, params, data.sample)
+    objective = module.build(child, parent, data.task or task, params, data.sample)
     if continues:
         _load_method_state(objective, Path(init_path) / METHOD_STATE)
     result = train(

@@ -42,6 +42,7 @@ class Column:
     dataset: str = "-"  # the paper's dataset name
     split: str = "test"  # the paper's split
     suite_split: str | None = None  # the suite's split when it differs ('-' for model properties)
+    training: str | None = None  # the paper's training regime for this column, if not the row's ('-')
 
 
 def paper_dataset(dataset: str) -> str:
@@ -61,8 +62,9 @@ def paper_table(
     """Tidy table: one line per (row, column) with paper value, suite mean/std/n and difference.
 
     rows: {"paper": paper method id, "training": regime ('-' if none), "run": suite run
-          ("method/variant", or "parent")}; paper cells are matched on (method, training,
-          dataset, split, metric) and the row label is the paper's own.
+          ("method/variant", "parent", or None for a literature row without a reproduction)};
+          paper cells are matched on (method, training, dataset, split, metric) and the row
+          label is the paper's own.
     extra_runs: suite runs without a paper row (baselines and ablations), shown after them.
     """
     summary = summarise(results)
@@ -72,9 +74,9 @@ def paper_table(
     lines = []
     order = [(r["paper"], r.get("training", "-"), r["run"]) for r in rows] + [(None, None, run) for run in extra_runs]
     for paper_id, training, run in order:
-        method, variant = ("parent", "default") if run == "parent" else run.split("/")
+        method, variant = ("parent", "default") if run == "parent" else (run or "-/-").split("/")
         mine_run = summary[(summary.method == method) & (summary.variant == variant)]
-        label = run
+        label = run or paper_id
         if paper_id is not None:
             printed = paper[(paper.method == paper_id) & (paper.training == training)]
             if printed.empty:
@@ -90,7 +92,7 @@ def paper_table(
             theirs = (
                 paper[
                     (paper.method == paper_id)
-                    & (paper.training == training)
+                    & (paper.training == (col.training or training))
                     & (paper.dataset == col.dataset)
                     & (paper.split == col.split)
                     & (paper.metric == col.metric)
@@ -126,7 +128,9 @@ def _truthy(value) -> bool:
     return str(value).strip().lower() in ("true", "1", "yes")
 
 
-def compare(results: pd.DataFrame, *, metric: str, split: str, controls: list[str]) -> pd.DataFrame:
+def compare(
+    results: pd.DataFrame, *, metric: str, split: str, controls: list[str], dataset: str | None = None
+) -> pd.DataFrame:
     """Every run against each control run, over seeds: mean difference, Welch's t-test, and a
     paired t-test on the seeds both share.
 
@@ -134,6 +138,8 @@ def compare(results: pd.DataFrame, *, metric: str, split: str, controls: list[st
     seed-matched differences remove the child-to-child spread that dominates Welch's test.
     """
     sub = results[(results.metric == metric) & (results.split == split)].copy()
+    if dataset is not None:  # the paper's name: a generated stand-in counts as its dataset
+        sub = sub[sub["dataset"].map(paper_dataset) == dataset]
     sub["run"] = sub["method"] + "/" + sub["variant"]
     lines = []
     for control in controls:
@@ -185,8 +191,8 @@ def wide(table: pd.DataFrame, columns: list[Column]) -> tuple[list[str], list[li
     for col in columns:
         cols += [f"{col.title} paper", f"{col.title} suite", f"{col.title} Δ"]
     body = []
-    for (row, run), group in table.groupby(["row", "run"], sort=False):
-        cells = [row, run]
+    for (row, run), group in table.groupby(["row", "run"], sort=False, dropna=False):
+        cells = [row, run if isinstance(run, str) else "–"]  # literature rows have no suite run
         for col in columns:
             g = group[group.column == col.title].iloc[0]
             paper = ("~" if g.paper_approx else "") + fmt(g.paper, col.digits)
@@ -255,10 +261,17 @@ def comparisons_table(inp, outs: dict) -> pd.DataFrame:
     """Every run against each control named in the config: Welch's and seed-paired t-tests."""
     options = inp.spec["report"]["tables"]["comparisons"]
     controls = [r for r in options["controls"] if r in inp.spec["runs"]]
-    table = compare(inp.results, metric=options["metric"], split=options.get("split", "test"), controls=controls)
+    table = compare(
+        inp.results,
+        metric=options["metric"],
+        split=options.get("split", "test"),
+        controls=controls,
+        dataset=options.get("dataset"),
+    )
     with atomic_path(outs["csv"]) as tmp:
         table.to_csv(tmp, index=False)
-    title = f"{inp.spec['task']}: comparisons ({options['metric']}, {options.get('split', 'test')} split)"
+    on = f"{options['dataset']}, " if options.get("dataset") else ""
+    title = f"{inp.spec['task']}: comparisons ({on}{options['metric']}, {options.get('split', 'test')} split)"
     cols = [
         "Run",
         "Control",
@@ -309,5 +322,11 @@ def report_input(spec: dict, metrics_csv, paper_csv, model_dirs: dict | None = N
     from hkt.tasks import ReportInput, get_task
 
     curves = {key: pd.read_csv(Path(d) / "curve.csv") for key, d in (model_dirs or {}).items()}
-    inp = ReportInput(spec=spec, results=pd.read_csv(metrics_csv), paper=pd.read_csv(paper_csv), curves=curves)
+    inp = ReportInput(
+        spec=spec,
+        results=pd.read_csv(metrics_csv),
+        paper=pd.read_csv(paper_csv),
+        curves=curves,
+        model_dirs=dict(model_dirs or {}),
+    )
     return inp, get_task(spec["task"], spec.get("task_module"))

@@ -169,3 +169,24 @@ def test_batches_are_a_pure_function_of_seed_and_step(tiny_data):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     assert not torch.equal(a(0)[0], Batches(images, labels, seed=4, **kw)(0)[0])
     assert a(0)[0].shape == (32, 3, 32, 32)
+
+
+@pytest.mark.parametrize("member", ["../escape.txt", "/abs.txt", "a/../../escape.txt"])
+def test_zip_members_that_leave_the_destination_are_refused_and_nothing_is_extracted(tmp_path, member):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bad.zip", "w") as z:
+        z.writestr("fine.txt", "ok")
+        z.writestr(member, "evil")
+    with pytest.raises(ValueError, match="would leave the destination"):
+        safe_extract(tmp_path / "bad.zip", tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape.txt").exists()
+
+
+def test_a_zip_archive_extracts_whole_and_is_marked_complete(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "good.zip", "w") as z:
+        z.writestr("training/flow/a.flo", b"x")
+    out = safe_extract(tmp_path / "good.zip", tmp_path / "out")
+    assert (out / "training" / "flow" / "a.flo").read_bytes() == b"x" and (out / ".complete").exists()

@@ -26,6 +26,7 @@ class TrainingData(NamedTuple):
     batches: Callable[[int], tuple]  # step -> (inputs, targets), a pure function of (seed, step)
     validate: Callable[[nn.Module], dict]  # child -> validation metrics (the selection metric among them)
     sample: Any  # a small input batch for shape probing (tensor or tuple)
+    task: Task | None = None  # the task as this stage runs its models (e.g. RAFT's update count)
 
 
 class EvaluationData(NamedTuple):
@@ -51,6 +52,8 @@ class Task:
     forward: Callable = call  # (model, input) -> output, as methods run a model
     inherit_losses: Mapping[str, Callable] = field(default_factory=dict)  # choices for L1 / L3
     max_stages: int = 2  # how many aligned blocks the models offer
+    # which leaves of each boundary signal Algorithm 1 mixes, given the stage count (None: all)
+    mixed_leaves: Callable[[int], list] | None = None
     # -- configuration: dataclasses that validate tasks.<name>.data / .evaluation -------------
     data_config: type | None = None  # built from the data block merged with a stage's overrides
     eval_config: type | None = None
@@ -72,10 +75,11 @@ class Task:
 class ReportInput(NamedTuple):
     """What a table or figure function receives from the workflow."""
 
-    spec: dict  # the task's report specification (config block, runs, seeds, scale, archs)
+    spec: dict  # the task's report specification (config block, runs, seeds, scale, archs, data)
     results: Any  # pandas DataFrame: the long-format results of results/<task>/metrics.csv
     paper: Any  # pandas DataFrame: results/paper/results.csv
     curves: dict  # (method, variant, seed) -> curve DataFrame ("parent", "default", s) included
+    model_dirs: dict = {}  # (method, variant, seed) -> model directory (figures that run models)
 
 
 def task_module(name: str, module: str | None = None) -> str:
@@ -92,6 +96,8 @@ def get_task(name: str, module: str | None = None) -> Task:
     task = getattr(mod, "TASK", None)
     if not isinstance(task, Task):
         raise ValueError(f"task {name!r}: package {path!r} defines no `TASK` (a hkt.tasks.Task)")
-    if task.name != name:
+    if task.name != name and module is None:
         raise ValueError(f"task {name!r}: package {path!r} defines the task {task.name!r}")
+    # A config block may use another name with an explicit module (e.g. one block per training
+    # regime of the same task); results then carry the block's name.
     return task

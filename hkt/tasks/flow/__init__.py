@@ -1,0 +1,168 @@
+"""Optical flow (the paper's Table 1, the ablation study, Figures 3 and 4): RAFT -> RAFT-S.
+
+The task contract (hkt.tasks.Task) for flow: torchvision's RAFT models and their three aligned
+blocks (hkt.tasks.flow.models), the five datasets read through torchvision's own classes
+(hkt.tasks.flow.data; generated in their real on-disk formats by hkt.tasks.flow.scenes for the
+embedded default), RAFT's sequence loss, selection on the end-point error of held-out Sintel
+scenes (lower is better), scoring on Sintel clean/final and KITTI-2015 (EPE, Fl-all), and the
+tables and figures of hkt.tasks.flow.tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+
+from hkt.tasks import EvaluationData, Task, TrainingData
+from hkt.tasks.flow import data as D
+from hkt.tasks.flow import metrics as M
+from hkt.tasks.flow import models
+from hkt.tasks.flow.data import DataConfig
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    timing: dict  # {warmup, repeats, size: [H, W]}: the timed pair (Sintel: 436x1024, padded as RAFT pads)
+    sintel_updates: int = 32  # RAFT's evaluation: 32 updates on Sintel, 24 on KITTI
+    kitti_updates: int = 24
+    max_pairs: int | None = None  # at most this many pairs per evaluation set (None: all)
+    published: tuple = ()
+
+    def __post_init__(self):
+        size = self.timing.get("size")
+        if not size or len(size) != 2 or min(size) < 64:
+            raise ValueError(f"timing.size must be [H, W] of at least 64 px, got {size}")
+
+
+def sequence_loss(predictions, target, gamma: float = 0.8):
+    return M.sequence_loss(predictions, target, gamma=gamma)
+
+
+def _suffix(data: DataConfig) -> str:
+    return "-generated" if data.source == "generated" else ""
+
+
+@torch.no_grad()
+def _epe_on(model, pairs, updates: int, device) -> dict:
+    """Pixel-pooled EPE of `model` over (image1, image2, flow, valid) pairs, one at a time."""
+    was = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for a, b, flow, valid in pairs:
+        pred = _infer(model, a, b, updates, device)
+        err = (pred - flow).norm(dim=0)[valid]
+        total, count = total + float(err.sum()), count + int(valid.sum())
+    model.train(was)
+    if count == 0:
+        raise ValueError("validation has no valid pixel")
+    return {"epe": total / count}
+
+
+def _infer(model, a, b, updates: int, device, mode: str = "sintel") -> torch.Tensor:
+    """The final flow for one pair, padded to a multiple of 8 as RAFT's InputPadder does."""
+    batch, pads = M.pad_to_multiple(torch.stack([a, b]).to(device), mode=mode)
+    flow = models.run(model, (batch[:1], batch[1:]), updates)[-1]
+    return M.unpad(flow, pads)[0].cpu()
+
+
+def training(data: DataConfig, *, batch_size: int, seed: int, device) -> TrainingData:
+    batches = D.Batches(data, batch_size=batch_size, seed=seed)
+    val = D.sintel_pairs(data.root, pass_name="clean", scenes=data.val_scenes, keep=True)
+    (a, b), _ = batches(0)
+    loss = partial(sequence_loss, gamma=data.gamma)
+    stage_task = dataclasses.replace(
+        TASK,
+        forward=lambda model, x: models.run(model, x, data.train_updates),
+        blocks=lambda model: models.blocks(model, data.train_updates),
+        task_loss=loss,
+        inherit_losses={"sequence": loss},
+    )
+    return TrainingData(
+        batches=batches,
+        validate=lambda child: _epe_on(child, val, data.val_updates, device),
+        sample=(a[:2], b[:2]),
+        task=stage_task,
+    )
+
+
+def evaluation(data: DataConfig, ev: EvalConfig, device) -> EvaluationData:
+    """Sintel-train clean and final (the validation scenes excluded) and KITTI-2015 train, as
+    the paper's columns; the timed inference is one pair at `timing.size`."""
+    suffix = _suffix(data)
+    sets = {
+        f"sintel-clean{suffix}": D.sintel_pairs(data.root, pass_name="clean", scenes=data.val_scenes, keep=False),
+        f"sintel-final{suffix}": D.sintel_pairs(data.root, pass_name="final", scenes=data.val_scenes, keep=False),
+        f"kitti-2015{suffix}": D.all_pairs(data.root, "kitti"),
+    }
+    if ev.max_pairs:
+        sets = {k: v[: ev.max_pairs] for k, v in sets.items()}
+
+    def score(model) -> list[dict]:
+        rows = []
+        for name, pairs in sets.items():
+            updates = ev.kitti_updates if name.startswith("kitti") else ev.sintel_updates
+            meter = M.FlowMeter()
+            was = model.training
+            model.eval()
+            with torch.no_grad():
+                for a, b, flow, valid in pairs:
+                    mode = "kitti" if name.startswith("kitti") else "sintel"
+                    meter.update(_infer(model, a, b, updates, device, mode)[None], flow[None], valid[None])
+            model.train(was)
+            result = meter.result(kitti=name.startswith("kitti"))
+            rows.append({"dataset": name, "split": "train", "metric": "epe", "value": result["epe"]})
+            if name.startswith("kitti"):
+                rows.append({"dataset": name, "split": "train", "metric": "fl_all", "value": result["fl_all"]})
+        return rows
+
+    h, w = ev.timing["size"]
+    g = torch.Generator().manual_seed(0)
+    example = (torch.rand(1, 3, h, w, generator=g) * 2 - 1, torch.rand(1, 3, h, w, generator=g) * 2 - 1)
+
+    def infer(model):
+        return _infer(model, example[0][0], example[1][0], ev.sintel_updates, device)
+
+    return EvaluationData(score=score, infer=infer, batch_size=1)
+
+
+def prepare_data(data: DataConfig, *, allow_network: bool = True) -> dict:
+    from hkt.tasks.flow import prepare
+
+    return prepare.prepare(data, allow_network=allow_network)
+
+
+def _tables():
+    from hkt.tasks.flow import tables  # matplotlib: imported by report jobs only
+
+    return tables
+
+
+TASK = Task(
+    name="flow",
+    build_model=models.build,
+    blocks=partial(models.blocks, updates=12),
+    forward=partial(models.run, updates=12),
+    task_loss=sequence_loss,
+    # The paper's L1/L3 "MAE against G_T" is RAFT's L1 sequence loss against the ground truth.
+    inherit_losses={"sequence": sequence_loss},
+    max_stages=3,
+    mixed_leaves=models.mixed_leaves,
+    data_config=DataConfig,
+    eval_config=EvalConfig,
+    prepare_data=prepare_data,
+    training=training,
+    evaluation=evaluation,
+    select=("epe", "min"),
+    tables={
+        "table1": lambda inp, outs: _tables().table1(inp, outs),
+        "ablation": lambda inp, outs: _tables().ablation(inp, outs),
+        "comparisons": lambda inp, outs: _tables().comparisons(inp, outs),
+    },
+    figures={
+        "figure3_mu": lambda inp, path: _tables().figure3_mu(inp, path),
+        "figure4_qualitative": lambda inp, path: _tables().figure4_qualitative(inp, path),
+    },
+)

@@ -1,0 +1,217 @@
+"""Optical-flow training and evaluation data through torchvision's own dataset classes.
+
+A training stage names its dataset (`chairs`, `things`, `sintel`, `kitti`, `hd1k`, or a
+weighted `mixture` of them, as RAFT's C+T+S+K+H stage); batches are a pure function of
+(seed, step): the step's generator picks the pairs, the crop offsets and the flips, so a
+resumed run sees exactly the batches of an uninterrupted one. Images become float tensors in
+[-1, 1] (what torchvision's RAFT weights expect); `valid` marks pixels with ground truth
+(sparse for KITTI and HD1K; dense elsewhere, minus flows of 1000 px or more as RAFT does).
+
+Sintel's training scenes named in `val_scenes` are held out of training and of the reported
+Sintel-train numbers: model selection reads only them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hkt.tasks.flow import formats
+
+DATASETS = ("chairs", "things", "sintel", "kitti", "hd1k")
+MAX_FLOW = 1000.0  # RAFT's datasets mark larger ground-truth flows invalid
+
+
+@dataclass(frozen=True)
+class Generated:
+    seed: int = 0
+    size: tuple = (128, 160)  # H, W of every generated image (multiples of 8, at least 128)
+    counts: dict = field(default_factory=dict)  # per dataset, how many pairs (see scenes.generate_flow_datasets)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str
+    source: str = "generated"  # generated | download
+    dataset: str = "chairs"  # the training set of a stage: one of DATASETS, or "mixture"
+    mixture: dict | None = None  # {dataset: weight}: sampling weights for dataset "mixture"
+    things_pass: str = "clean"  # clean | final | both
+    sintel_pass: str = "both"  # clean | final | both (training)
+    crop: tuple = (368, 496)  # H, W of training crops (RAFT: chairs 368x496, things 400x720, ...)
+    flip: bool = True  # random horizontal flips (RAFT also flips vertically on some stages)
+    train_updates: int = 12  # flow updates in training (RAFT: 12)
+    gamma: float = 0.8  # weight decay along the prediction sequence in the loss (RAFT: 0.8; 0.85 on S/K)
+    val_scenes: tuple = ()  # Sintel training scenes held out for model selection
+    val_updates: int = 12
+    generated: Generated | None = None
+
+    def __post_init__(self):
+        if self.source not in ("generated", "download"):
+            raise ValueError(f"source must be 'generated' or 'download', got {self.source!r}")
+        if self.dataset not in (*DATASETS, "mixture"):
+            raise ValueError(f"dataset must be one of {[*DATASETS, 'mixture']}, got {self.dataset!r}")
+        if self.dataset == "mixture" and not self.mixture:
+            raise ValueError("mixture: required (a {dataset: weight} mapping) when dataset is 'mixture'")
+        if self.mixture and not set(self.mixture) <= set(DATASETS):
+            raise ValueError(f"mixture: unknown datasets {sorted(set(self.mixture) - set(DATASETS))}")
+        # RAFT's 4-level correlation pyramid needs 128 px; the smoke models' 3-level one 64 px
+        if len(self.crop) != 2 or min(self.crop) < 64 or any(c % 8 for c in self.crop):
+            raise ValueError(f"crop must be two multiples of 8 of at least 64, got {self.crop}")
+        for name in ("things_pass", "sintel_pass"):
+            if getattr(self, name) not in ("clean", "final", "both"):
+                raise ValueError(f"{name} must be clean, final or both, got {getattr(self, name)!r}")
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"gamma must lie in (0, 1], got {self.gamma}")
+        if self.train_updates < 1 or self.val_updates < 1:
+            raise ValueError("train_updates and val_updates must be >= 1")
+        if not self.val_scenes:
+            raise ValueError("val_scenes: name at least one Sintel training scene to select models on")
+        if isinstance(self.generated, dict):
+            from hkt.fields import dataclass_from
+
+            object.__setattr__(self, "generated", dataclass_from(Generated, self.generated, "generated"))
+        if self.source == "generated" and self.generated is None:
+            raise ValueError("generated: required when source is 'generated'")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading pairs through torchvision
+# ---------------------------------------------------------------------------------------------
+def open_dataset(root: str | Path, name: str, *, split: str = "train", pass_name: str = "clean"):
+    """torchvision's dataset class for `name` on `root` (the layout each class expects)."""
+    from torchvision import datasets
+
+    root = str(root)
+    if name == "chairs":
+        return datasets.FlyingChairs(root, split="train" if split == "train" else "val")
+    if name == "things":
+        return datasets.FlyingThings3D(root, split=split, pass_name=pass_name)
+    if name == "sintel":
+        return datasets.Sintel(root, split=split, pass_name=pass_name)
+    if name == "kitti":
+        return datasets.KittiFlow(root, split=split)
+    if name == "hd1k":
+        return datasets.HD1K(root, split=split)
+    raise ValueError(f"unknown flow dataset {name!r}")
+
+
+def sintel_scene(dataset, index: int) -> str:
+    """The scene of a torchvision Sintel item (its frames live in <pass>/<scene>/frame_XXXX.png)."""
+    return Path(dataset._image_list[index][0]).parent.name
+
+
+def load_item(dataset, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Item `index` of a torchvision flow dataset as tensors; a broken file fails with its name.
+
+    torchvision's readers trust their files (a truncated .flo ends in a reshape error); on any
+    failure, and for pairs of different sizes, the suite's strict readers say which file is
+    wrong and how.
+    """
+    images = dataset._image_list[index]
+    flow_file = dataset._flow_list[index] if dataset._flow_list else None
+    try:
+        item = to_tensors(dataset[index])
+    except Exception as err:
+        size = formats.check_pair(*images)
+        if flow_file:
+            formats.read_flow(flow_file, size)
+        raise ValueError(f"{images[0]}, {images[1]}, {flow_file}: {err}") from err
+    if item[0].shape != item[1].shape:
+        formats.check_pair(*images)
+    if flow_file and item[2].shape[1:] != item[0].shape[1:]:
+        formats.read_flow(flow_file, tuple(item[0].shape[1:]))
+    return item
+
+
+def to_tensors(item) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(image1, image2 in [-1, 1] (3, H, W), flow (2, H, W), valid (H, W) bool) from a dataset item."""
+    img1, img2, flow, valid = (item + (None,))[:4] if len(item) == 3 else item
+    a = torch.from_numpy(np.asarray(img1, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+    b = torch.from_numpy(np.asarray(img2, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+    if a.shape != b.shape:
+        raise ValueError(f"an image pair of different sizes: {tuple(a.shape)} and {tuple(b.shape)}")
+    f = torch.from_numpy(np.ascontiguousarray(flow, dtype=np.float32))
+    v = torch.from_numpy(np.asarray(valid, dtype=bool)) if valid is not None else torch.ones(f.shape[1:], dtype=bool)
+    return a, b, f, v & (f.abs() < MAX_FLOW).all(0)
+
+
+class Pairs:
+    """The training pairs of one stage: every source dataset, their weights, a decoded-item cache."""
+
+    def __init__(self, data: DataConfig):
+        weights = data.mixture if data.dataset == "mixture" else {data.dataset: 1}
+        self.sources, self.weights = [], []
+        for name, weight in weights.items():
+            for dataset in self._open(data, name):
+                self.sources.append(dataset)
+                self.weights.append(weight * len(dataset))  # RAFT repeats datasets: weight x size
+        if not self.sources or not all(len(s) for s in self.sources):
+            raise ValueError(f"no training pairs found for {data.dataset} under {data.root}")
+        self._get = lru_cache(maxsize=2048)(self._decode)
+
+    @staticmethod
+    def _open(data: DataConfig, name: str) -> list:
+        if name in ("things", "sintel"):
+            chosen = data.things_pass if name == "things" else data.sintel_pass
+            passes = ("clean", "final") if chosen == "both" else (chosen,)
+            out = [open_dataset(data.root, name, pass_name=p) for p in passes]
+            if name == "sintel":  # validation scenes never enter training
+                for ds in out:
+                    keep = [i for i in range(len(ds)) if sintel_scene(ds, i) not in data.val_scenes]
+                    ds._image_list = [ds._image_list[i] for i in keep]
+                    ds._flow_list = [ds._flow_list[i] for i in keep]
+            return out
+        return [open_dataset(data.root, name)]
+
+    def _decode(self, source: int, index: int):
+        return load_item(self.sources[source], index)
+
+    def pick(self, g: torch.Generator, n: int) -> list[tuple]:
+        probs = torch.tensor(self.weights, dtype=torch.float64)
+        sources = torch.multinomial(probs / probs.sum(), n, replacement=True, generator=g)
+        return [self._get(int(s), int(torch.randint(len(self.sources[s]), (1,), generator=g))) for s in sources]
+
+
+def crop_and_flip(a, b, flow, valid, crop: tuple, g: torch.Generator, flip: bool):
+    h, w = a.shape[-2:]
+    ch, cw = crop
+    if h < ch or w < cw:
+        raise ValueError(f"training crop {ch}x{cw} is larger than an image of {h}x{w}")
+    y0 = int(torch.randint(h - ch + 1, (1,), generator=g))
+    x0 = int(torch.randint(w - cw + 1, (1,), generator=g))
+    box = (..., slice(y0, y0 + ch), slice(x0, x0 + cw))
+    a, b, flow, valid = a[box], b[box], flow[box], valid[box]
+    if flip and bool(torch.rand(1, generator=g) < 0.5):
+        a, b, valid = a.flip(-1), b.flip(-1), valid.flip(-1)
+        flow = flow.flip(-1) * torch.tensor([-1.0, 1.0]).view(2, 1, 1)
+    return a, b, flow, valid
+
+
+class Batches:
+    """((image1, image2), (flow, valid)) for a step: a pure function of (seed, step)."""
+
+    def __init__(self, data: DataConfig, *, batch_size: int, seed: int):
+        self.pairs, self.data, self.batch_size, self.seed = Pairs(data), data, batch_size, seed
+
+    def __call__(self, step: int):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        items = [
+            crop_and_flip(*item, self.data.crop, g, self.data.flip) for item in self.pairs.pick(g, self.batch_size)
+        ]
+        a, b, flow, valid = (torch.stack(t) for t in zip(*items, strict=True))
+        return (a, b), (flow, valid)
+
+
+def sintel_pairs(root, *, pass_name: str, scenes: tuple, keep: bool) -> list[tuple]:
+    """Sintel training pairs of a pass whose scene is (keep=True) or is not in `scenes`."""
+    ds = open_dataset(root, "sintel", pass_name=pass_name)
+    return [load_item(ds, i) for i in range(len(ds)) if (sintel_scene(ds, i) in scenes) == keep]
+
+
+def all_pairs(root, name: str, limit: int | None = None) -> list[tuple]:
+    ds = open_dataset(root, name)
+    return [load_item(ds, i) for i in range(len(ds) if limit is None else min(limit, len(ds)))]
