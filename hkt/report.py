@@ -124,6 +124,28 @@ def paper_table(
     return pd.DataFrame(lines)
 
 
+def write_paper_table(
+    inp, outs: dict, *, paper: str, rows: list[dict], columns: list[Column], title: str, caption: str, notes: list[str]
+) -> pd.DataFrame:
+    """The paper's table `paper` beside the suite's runs, as CSV, Markdown and LaTeX; the suite's
+    runs without a paper row follow the rows (`rows` as in `paper_table`)."""
+    spec = inp.spec
+    extra = [r for r in spec["runs"] if r not in {row["run"] for row in rows}]
+    table = paper_table(inp.results, inp.paper, table=paper, rows=rows, columns=columns, extra_runs=extra)
+    with atomic_path(outs["csv"]) as tmp:
+        table.to_csv(tmp, index=False)
+    cols, body = wide(table, columns)
+    seeds = ", ".join(str(s) for s in spec["seeds"])
+    notes = [
+        f"Suite: mean ± sample std over seeds {seeds}; Δ = suite − paper.",
+        *notes,
+        "Deviations from the paper: results/discrepancies.csv.",
+    ]
+    atomic_write_text(outs["md"], to_markdown(title, spec["scale"], cols, body, notes))
+    atomic_write_text(outs["tex"], to_latex(caption, spec["scale"], cols, body))
+    return table
+
+
 def _truthy(value) -> bool:
     return str(value).strip().lower() in ("true", "1", "yes")
 

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hkt import report  # noqa: E402
-from hkt.io import atomic_path, atomic_write_text  # noqa: E402
+from hkt.io import atomic_path  # noqa: E402
 from hkt.tasks import ReportInput  # noqa: E402
 
 COLUMNS = [
@@ -25,29 +25,24 @@ COLUMNS = [
 
 def table2(inp: ReportInput, outs: dict) -> pd.DataFrame:
     spec, options = inp.spec, inp.spec["report"]["tables"]["table2"]
-    rows = options["rows"]
-    extra = [r for r in spec["runs"] if r not in {row["run"] for row in rows}]
-    table = report.paper_table(
-        inp.results, inp.paper, table=options["paper"], rows=rows, columns=COLUMNS, extra_runs=extra
-    )
-    with atomic_path(outs["csv"]) as tmp:
-        table.to_csv(tmp, index=False)
-    cols, body = report.wide(table, COLUMNS)
-    seeds = ", ".join(str(s) for s in spec["seeds"])
     notes = [
-        f"Suite: mean ± sample std over seeds {seeds}; Δ = suite − paper.",
         f"Paper rows: P, C and Ours are the paper's Table 2 (TITAN RTX); the suite's parent is "
         f"{spec['parent_arch']}, its child {spec['child_arch']}.",
         "Inference: median ms per image over repeats after warm-up, batch "
         f"{spec['evaluation']['timing']['batch_size']}, on the evaluation device in results/cifar10/metrics.csv.",
         "Model selection used the validation split only; the test split was read once, by evaluation.",
         "Comparisons between runs: results/tables/cifar10/comparisons.md.",
-        "Deviations from the paper: results/discrepancies.csv.",
     ]
-    scale = spec["scale"]
-    atomic_write_text(outs["md"], report.to_markdown("Table 2: CIFAR-10", scale, cols, body, notes))
-    atomic_write_text(outs["tex"], report.to_latex("CIFAR-10: ResNet parent, ResNet child and HKT.", scale, cols, body))
-    return table
+    return report.write_paper_table(
+        inp,
+        outs,
+        paper=options["paper"],
+        rows=options["rows"],
+        columns=COLUMNS,
+        title="Table 2: CIFAR-10",
+        caption="CIFAR-10: ResNet parent, ResNet child and HKT.",
+        notes=notes,
+    )
 
 
 def comparisons(inp: ReportInput, outs: dict) -> pd.DataFrame:

@@ -91,7 +91,15 @@ def open_dataset(root: str | Path, name: str, *, split: str = "train", pass_name
     if name == "things":
         return datasets.FlyingThings3D(root, split=split, pass_name=pass_name)
     if name == "sintel":
-        return datasets.Sintel(root, split=split, pass_name=pass_name)
+        # torchvision lists Sintel's scenes with an unsorted os.listdir: sort the pairs, so that
+        # item k (and so every (seed, step) batch) is the same on every machine
+        ds = datasets.Sintel(root, split=split, pass_name=pass_name)
+        if ds._flow_list:
+            pairs = sorted(zip(ds._image_list, ds._flow_list, strict=True))
+            ds._image_list, ds._flow_list = [p[0] for p in pairs], [p[1] for p in pairs]
+        else:
+            ds._image_list = sorted(ds._image_list)
+        return ds
     if name == "kitti":
         return datasets.KittiFlow(root, split=split)
     if name == "hd1k":

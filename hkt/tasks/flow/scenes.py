@@ -1,250 +1,450 @@
 """The embedded default's flow data: generated scenes with exact ground truth, written in the real
 on-disk layouts of FlyingChairs, FlyingThings3D, Sintel, KITTI-2015 and HD1K, so torchvision's
-own dataset classes read them unchanged; plus each real dataset's source and layout check.
+own dataset classes read them unchanged; and, for the real datasets, where each comes from and
+a layout check that says what is missing.
 
-A scene is a textured background under a global translation and two to four textured discs and
-rectangles, each under its own translation, drawn in depth order (they occlude the background
-and each other). Translations are whole pixels, so every surface renders exactly in every frame,
-and the flow at a frame-1 pixel is the translation of the surface visible there. Sequences move at constant velocity, so every consecutive pair has the
-same flow field structure. KITTI and HD1K get sparse ground truth (about half the pixels, none
-where the surface is hidden in frame 2), as the real data have.
+A scene is a smooth textured background under a global translation and two to four textured
+discs and rectangles, each under its own translation, drawn in depth order (they occlude the
+background and each other). Translations are whole pixels, so every surface is sampled exactly
+in every frame and the flow at a pixel is the translation of the surface visible there: exact
+by construction. Pixels that leave the image keep their flow, as in Sintel. FlyingThings3D's
+right camera sees the same scene shifted by a disparity that grows towards the front.
+KITTI and HD1K get sparse ground truth, as the real data have: `flow_occ` marks about half of
+all pixels, `flow_noc` (KITTI) the same ones minus those hidden or outside the image in frame 2.
+
+Each scene is a pure function of (seed, dataset, split, index), so the data of one dataset do
+not change when the counts of another do, and tests rebuild any scene to compare with.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from hkt.io import atomic_write_json
 from hkt.tasks.flow import formats
 
-# Per dataset: where it comes from and what torchvision needs under the root. No checksums are
-# published for these archives; prepare records the sha256 of the file list it finds.
+# ---------------------------------------------------------------------------------------------
+# The real datasets: sources and layouts
+# ---------------------------------------------------------------------------------------------
+CHAIRS_ZIP = "https://lmb.informatik.uni-freiburg.de/data/FlyingChairs/FlyingChairs.zip"
+CHAIRS_SPLIT = "https://lmb.informatik.uni-freiburg.de/resources/datasets/FlyingChairs/FlyingChairs_train_val.txt"
+SINTEL_ZIP = "http://files.is.tue.mpg.de/sintel/MPI-Sintel-complete.zip"
+KITTI_ZIP = "https://s3.eu-central-1.amazonaws.com/avg-kitti/data_scene_flow.zip"
+THINGS_PAGE = "https://lmb.informatik.uni-freiburg.de/resources/datasets/SceneFlowDatasets.en.html"
+
+# Per dataset (the names hkt.tasks.flow.data uses): its official source, whether it must be
+# fetched by hand, what torchvision needs under the root (`required`: a path and a pattern that
+# must match at least one file under it) and the sentences check_layout says. None of the five
+# sources publishes a checksum (`checksum: None`): hkt.io.download records the sha256 of the
+# archive it fetched, and prepare the sha256 of the file list it finds, so a changed dataset
+# shows in the run metadata.
 DATASETS = {
     "chairs": {
+        "title": "FlyingChairs",
+        "url": CHAIRS_ZIP,
         "manual": False,
-        "files": [
-            ("https://lmb.informatik.uni-freiburg.de/data/FlyingChairs/FlyingChairs.zip", "extract"),
-            (
-                "https://lmb.informatik.uni-freiburg.de/resources/datasets/FlyingChairs/FlyingChairs_train_val.txt",
-                "FlyingChairs/FlyingChairs_train_val.txt",
-            ),
-        ],
-        "extract_to": "FlyingChairs.extracted",  # holds FlyingChairs_release/data: moved to FlyingChairs/data
-        "layout": "FlyingChairs/data/*_img1.ppm, *_img2.ppm, *_flow.flo and FlyingChairs/FlyingChairs_train_val.txt",
-        "required": ["FlyingChairs/data", "FlyingChairs/FlyingChairs_train_val.txt"],
+        "checksum": None,
+        "files": [(CHAIRS_ZIP, "extract"), (CHAIRS_SPLIT, "FlyingChairs/FlyingChairs_train_val.txt")],
+        "extract_to": "FlyingChairs.extracted",
+        "arrange": {"FlyingChairs_release/data": "FlyingChairs/data"},  # the zip's folder -> torchvision's
+        "required": [("FlyingChairs/data", "*_flow.flo"), ("FlyingChairs/FlyingChairs_train_val.txt", None)],
+        "how": f"download {CHAIRS_ZIP}, extract it and move its FlyingChairs_release/data to {{root}}/FlyingChairs/data, "
+        f"and download the split file {CHAIRS_SPLIT} into {{root}}/FlyingChairs",
+        "layout": "{root}/FlyingChairs/data/*_img1.ppm, *_img2.ppm, *_flow.flo and "
+        "{root}/FlyingChairs/FlyingChairs_train_val.txt exist",
     },
     "things": {
+        "title": "FlyingThings3D",
+        "url": None,
         "manual": True,
-        "source": "https://lmb.informatik.uni-freiburg.de/resources/datasets/SceneFlowDatasets.en.html "
-        "(FlyingThings3D: RGB images (cleanpass, finalpass) and optical flow; large tar/torrent files)",
-        "layout": "FlyingThings3D/{frames_cleanpass,frames_finalpass}/TRAIN/{A,B,C}/<seq>/left/*.png and "
-        "FlyingThings3D/optical_flow/TRAIN/{A,B,C}/<seq>/{into_future,into_past}/left/*.pfm",
+        "checksum": None,
         "required": [
-            "FlyingThings3D/frames_cleanpass/TRAIN",
-            "FlyingThings3D/frames_finalpass/TRAIN",
-            "FlyingThings3D/optical_flow/TRAIN",
+            ("FlyingThings3D/frames_cleanpass/TRAIN", "*/*/left/*.png"),
+            ("FlyingThings3D/frames_finalpass/TRAIN", "*/*/left/*.png"),
+            ("FlyingThings3D/optical_flow/TRAIN", "*/*/into_future/left/*.pfm"),
         ],
+        "how": f"download FlyingThings3D's RGB images (cleanpass and finalpass) and optical flow by hand from "
+        f"{THINGS_PAGE} (very large tar files, or torrents) and extract them into {{root}}/FlyingThings3D",
+        "layout": "{root}/FlyingThings3D/{{frames_cleanpass,frames_finalpass}}/{{TRAIN,TEST}}/{{A,B,C}}/<seq>/left/*.png "
+        "and {root}/FlyingThings3D/optical_flow/{{TRAIN,TEST}}/{{A,B,C}}/<seq>/{{into_future,into_past}}/left/*.pfm exist",
     },
     "sintel": {
+        "title": "Sintel",
+        "url": SINTEL_ZIP,
         "manual": False,
-        "files": [("http://files.is.tue.mpg.de/sintel/MPI-Sintel-complete.zip", "extract")],
-        "extract_to": "Sintel",
-        "layout": "Sintel/training/{clean,final}/<scene>/frame_XXXX.png and Sintel/training/flow/<scene>/frame_XXXX.flo",
-        "required": ["Sintel/training/clean", "Sintel/training/final", "Sintel/training/flow"],
+        "checksum": None,
+        "files": [(SINTEL_ZIP, "extract")],
+        "extract_to": "Sintel",  # the zip holds training/ and test/ at its top
+        "required": [
+            ("Sintel/training/clean", "*/*.png"),
+            ("Sintel/training/final", "*/*.png"),
+            ("Sintel/training/flow", "*/*.flo"),
+        ],
+        "how": f"download MPI-Sintel-complete.zip from http://sintel.is.tue.mpg.de ({SINTEL_ZIP}) and extract it "
+        f"into {{root}}/Sintel",
+        "layout": "{root}/Sintel/training/{{clean,final,flow}} exist",
     },
     "kitti": {
-        "manual": True,
-        "source": "https://www.cvlibs.net/datasets/kitti/eval_scene_flow.php?benchmark=flow "
-        "(data_scene_flow.zip; registration required)",
-        "layout": "KittiFlow/training/image_2/XXXXXX_10.png, XXXXXX_11.png and KittiFlow/training/flow_occ/XXXXXX_10.png "
-        "(and KittiFlow/testing/image_2 for benchmark predictions)",
-        "required": ["KittiFlow/training/image_2", "KittiFlow/training/flow_occ"],
+        "title": "KITTI-2015",
+        "url": KITTI_ZIP,
+        "manual": True,  # the archive is public, but KITTI asks users to register and accept its licence first
+        "checksum": None,
+        "required": [("KittiFlow/training/image_2", "*_10.png"), ("KittiFlow/training/flow_occ", "*_10.png")],
+        "how": "register at https://www.cvlibs.net/datasets/kitti/eval_scene_flow.php?benchmark=flow, download "
+        f"data_scene_flow.zip ({KITTI_ZIP}) and extract it into {{root}}/KittiFlow",
+        "layout": "{root}/KittiFlow/training/{{image_2,flow_occ}} (and testing/image_2, for benchmark predictions) exist",
     },
     "hd1k": {
+        "title": "HD1K",
+        "url": None,
         "manual": True,
-        "source": "http://hci-benchmark.iwr.uni-heidelberg.de (HD1K benchmark suite; registration required)",
-        "layout": "hd1k/hd1k_input/image_2/XXXXXX_XXXX.png and hd1k/hd1k_flow_gt/flow_occ/XXXXXX_XXXX.png",
-        "required": ["hd1k/hd1k_input/image_2", "hd1k/hd1k_flow_gt/flow_occ"],
+        "checksum": None,
+        "required": [("hd1k/hd1k_input/image_2", "*.png"), ("hd1k/hd1k_flow_gt/flow_occ", "*.png")],
+        "how": "download the HD1K benchmark suite (input images and flow ground truth) by hand from "
+        "http://hci-benchmark.iwr.uni-heidelberg.de and extract it into {root}/hd1k",
+        "layout": "{root}/hd1k/hd1k_input/image_2 and {root}/hd1k/hd1k_flow_gt/flow_occ exist",
     },
 }
 
 
 def check_layout(root: str | Path, dataset: str) -> None:
-    """FileNotFoundError saying what is missing, where it belongs and where to get it."""
+    """FileNotFoundError saying what is missing, where it belongs and how to get it there."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown flow dataset {dataset!r}; known: {sorted(DATASETS)}")
     entry, root = DATASETS[dataset], Path(root)
-    missing = [p for p in entry["required"] if not (root / p).exists()]
-    if missing:
-        where = entry.get("source") or ", ".join(url for url, _ in entry["files"])
-        raise FileNotFoundError(
-            f"{dataset}: {', '.join(str(root / m) for m in missing)} missing. Expected layout "
-            f"under {root}: {entry['layout']}. Source: {where}"
+    problems = []
+    for relative, pattern in entry["required"]:
+        path = root / relative
+        if not path.exists():
+            problems.append(f"{path} is missing")
+        elif pattern and next(path.glob(pattern), None) is None:  # stops at the first match: cheap on the real data
+            problems.append(f"{path} holds no {pattern}")
+    if problems:
+        how, layout = entry["how"].format(root=root), entry["layout"].format(root=root)
+        raise FileNotFoundError(f"{entry['title']}: {'; '.join(problems)}: {how}, so that {layout}")
+    if dataset == "chairs":
+        _check_chairs_split(root / "FlyingChairs")
+
+
+def _check_chairs_split(folder: Path) -> None:
+    """torchvision indexes the split file by flow; a short one fails there with a bare IndexError."""
+    flows = sum(1 for _ in (folder / "data").glob("*_flow.flo"))
+    entries = len((folder / "FlyingChairs_train_val.txt").read_text().split())
+    if entries != flows:
+        raise ValueError(
+            f"{folder / 'FlyingChairs_train_val.txt'}: {entries} split entries for {flows} flows in "
+            f"{folder / 'data'} (one entry per pair: 1 = train, 2 = val)"
         )
 
 
 # ---------------------------------------------------------------------------------------------
 # Scenes
 # ---------------------------------------------------------------------------------------------
-class _Texture:
-    """A random colour texture on an unbounded integer grid: blurred noise over a base colour,
-    high in contrast so that matching is well posed. Surfaces move by whole pixels, so a moved
-    texture is sampled exactly and the ground truth has no interpolation error."""
+BACKGROUND_SPEED = 6  # px per frame, per axis, at most: the global motion
+SHAPE_SPEED = 12  # px per frame, per axis, at most: each shape's own motion
+MAX_DISPARITY = 10  # px: FlyingThings3D's right camera sees the front shape this far to the left
+
+
+class Texture:
+    """A colour texture on an integer grid that extends `margin` px beyond the frame on every
+    side: coarse smooth colour variation plus fine detail, high in contrast so that matching
+    is well posed. Surfaces move by whole pixels, so a moved texture is sampled exactly."""
 
     def __init__(self, rng: np.random.Generator, size: tuple[int, int], margin: int):
         h, w = size[0] + 2 * margin, size[1] + 2 * margin
-        noise = rng.uniform(0, 1, (h, w, 3)).astype(np.float32)
-        detail = cv2.GaussianBlur(noise, (0, 0), float(rng.uniform(0.7, 1.5)))
-        coarse = cv2.GaussianBlur(rng.uniform(0, 1, (h, w, 3)).astype(np.float32), (0, 0), 6.0)
-        self.image = np.clip(0.5 * rng.uniform(0.2, 0.8, 3) + 1.4 * (detail - 0.5) + 1.5 * (coarse - 0.5) + 0.25, 0, 1)
+        coarse = cv2.resize(rng.uniform(0, 1, (h // 16 + 2, w // 16 + 2, 3)).astype(np.float32), (w, h))
+        detail = cv2.GaussianBlur(rng.uniform(0, 1, (h, w, 3)).astype(np.float32), (0, 0), rng.uniform(0.7, 1.5))
+        base = rng.uniform(0.25, 0.75, 3).astype(np.float32)
+        self.image = np.clip(base + 1.2 * (coarse - 0.5) + 1.4 * (detail - 0.5), 0, 1)
         self.margin = margin
 
-    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Colours at integer pixel positions (x, y), which may lie up to `margin` outside the frame."""
+    def sample(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return self.image[y + self.margin, x + self.margin]
 
 
 class Scene:
-    """A background and shapes, each with a texture, a frame-0 placement and an integer velocity."""
+    """A background and 2-4 shapes in depth order, each with a texture, an integer velocity and a
+    stereo disparity; frame t shows each surface moved by t * velocity. Any integer frame from
+    -1 to `frames` renders (the flows into the past of frame 0 and into the future of the last)."""
 
-    def __init__(
-        self, rng: np.random.Generator, size: tuple[int, int], frames: int, background: int = 6, shapes: int = 12
-    ):
+    def __init__(self, rng: np.random.Generator, size: tuple[int, int], frames: int):
         self.h, self.w = size
-        margin = (frames + 1) * max(background, shapes) + 1
-        velocity = lambda top: rng.integers(-top, top + 1, 2)  # noqa: E731
-        self.surfaces = [
-            {"kind": "background", "texture": _Texture(rng, size, margin), "velocity": velocity(background)}
-        ]
-        for _ in range(int(rng.integers(1, 4))):
-            r = rng.uniform(0.12, 0.25) * min(size)
-            self.surfaces.append(
-                {
-                    "kind": str(rng.choice(["disc", "rect"])),
-                    "texture": _Texture(rng, size, margin),
-                    "centre": rng.uniform([r, r], [self.w - r, self.h - r]),
-                    "radius": r,
-                    "aspect": rng.uniform(0.6, 1.6),
-                    "velocity": velocity(shapes),
-                }
-            )
+        margin = (frames + 1) * SHAPE_SPEED + MAX_DISPARITY + 1
+        n_shapes = int(rng.integers(2, 5))
+        # disparity grows front-wards, so the right view is consistent with the drawing order
+        disparities = np.sort(rng.integers(0, MAX_DISPARITY + 1, n_shapes + 1))
+        self.velocities = np.stack(
+            [_velocity(rng, BACKGROUND_SPEED)] + [_velocity(rng, SHAPE_SPEED) for _ in range(n_shapes)]
+        )
+        self.disparities = disparities
+        self.textures = [Texture(rng, size, margin) for _ in range(n_shapes + 1)]
+        self.shapes = []  # (kind, centre x, centre y, half width, half height) at frame 0
+        for _ in range(n_shapes):
+            radius = rng.uniform(0.12, 0.25) * min(size)
+            half = radius * np.sqrt(rng.uniform(0.6, 1.6)) ** np.array([1, -1])
+            centre = rng.uniform(0, 1, 2) * [self.w, self.h]
+            self.shapes.append((str(rng.choice(["disc", "rect"])), *centre, *half))
+        self._surface_cache: dict = {}
 
-    def render(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        """The image at `frame` (H, W, 3 in [0, 1]) and the index of the surface seen at each pixel."""
+    def _shift(self, i: int, frame: int, camera: str) -> tuple[int, int]:
+        """Where surface i's frame-0 texture has moved, as an integer (dx, dy)."""
+        dx, dy = frame * self.velocities[i]
+        return int(dx - (self.disparities[i] if camera == "right" else 0)), int(dy)
+
+    def surface(self, frame: int, camera: str = "left") -> np.ndarray:
+        """(H, W) index of the surface seen at each pixel: 0 is the background, later ones in front."""
+        key = (frame, camera)
+        if key not in self._surface_cache:
+            y, x = np.mgrid[0 : self.h, 0 : self.w] + 0.5
+            top = np.zeros((self.h, self.w), np.int64)
+            for i, (kind, cx, cy, hw, hh) in enumerate(self.shapes, start=1):
+                dx, dy = self._shift(i, frame, camera)
+                u, v = (x - cx - dx) / hw, (y - cy - dy) / hh
+                inside = u**2 + v**2 <= 1 if kind == "disc" else (np.abs(u) <= 1) & (np.abs(v) <= 1)
+                top[inside] = i
+            self._surface_cache[key] = top
+        return self._surface_cache[key]
+
+    def render(self, frame: int, camera: str = "left") -> np.ndarray:
+        """The clean image at `frame`: (H, W, 3) uint8 RGB."""
+        top = self.surface(frame, camera)
         y, x = np.mgrid[0 : self.h, 0 : self.w]
-        top = np.zeros((self.h, self.w), np.int64)
-        for i, s in enumerate(self.surfaces[1:], start=1):
-            cx, cy = s["centre"] + frame * s["velocity"]
-            dx, dy = (x + 0.5 - cx) / s["radius"], (y + 0.5 - cy) / (s["radius"] * s["aspect"])
-            inside = dx**2 + dy**2 <= 1 if s["kind"] == "disc" else (np.abs(dx) <= 1) & (np.abs(dy) <= 1)
-            top[inside] = i
         image = np.zeros((self.h, self.w, 3), np.float32)
-        for i, s in enumerate(self.surfaces):
-            vx, vy = frame * s["velocity"]
+        for i, texture in enumerate(self.textures):
+            dx, dy = self._shift(i, frame, camera)
             seen = top == i
-            image[seen] = s["texture"](x[seen] - vx, y[seen] - vy)
-        return image, top
+            image[seen] = texture.sample(x[seen] - dx, y[seen] - dy)
+        return (image * 255).round().astype(np.uint8)
 
-    def flow(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        """Flow from `frame` to `frame + 1` (2, H, W) and where it is visible in both frames."""
-        _, top = self.render(frame)
-        _, top_next = self.render(frame + 1)
-        velocity = np.stack([s["velocity"] for s in self.surfaces])
-        flow = velocity[top].transpose(2, 0, 1).astype(np.float32)
+    def flow(self, frame: int, step: int = 1, camera: str = "left") -> tuple[np.ndarray, np.ndarray]:
+        """The flow from `frame` to `frame + step` (2, H, W) float32, and where it is matched:
+        the pixel it lands on lies inside the image and shows the same surface."""
+        top = self.surface(frame, camera)
+        flow = (step * self.velocities[top]).transpose(2, 0, 1).astype(np.float32)
         y, x = np.mgrid[0 : self.h, 0 : self.w]
-        tx, ty = x + flow[0].astype(int), y + flow[1].astype(int)
+        tx, ty = x + flow[0].astype(np.int64), y + flow[1].astype(np.int64)
         inside = (tx >= 0) & (tx < self.w) & (ty >= 0) & (ty < self.h)
-        visible = inside & (top_next[np.clip(ty, 0, self.h - 1), np.clip(tx, 0, self.w - 1)] == top)
-        return flow, visible
+        landed = self.surface(frame + step, camera)[ty.clip(0, self.h - 1), tx.clip(0, self.w - 1)]
+        return flow, inside & (landed == top)
 
 
-def _u8(image: np.ndarray) -> np.ndarray:
-    return (image * 255).round().astype(np.uint8)
+def _velocity(rng: np.random.Generator, top: int) -> np.ndarray:
+    """A non-zero integer velocity, each component in [-top, top]: every surface moves."""
+    while not (v := rng.integers(-top, top + 1, 2)).any():
+        pass
+    return v
 
 
-def _final(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Sintel's final pass stand-in: blur, a brightness change and noise over the clean frame."""
-    blurred = cv2.GaussianBlur(image, (5, 5), 1.0)
-    return np.clip(blurred * rng.uniform(0.8, 1.1) + rng.normal(0, 0.03, image.shape), 0, 1)
+# Frames per sequence, as the real datasets are sequences (KITTI and FlyingChairs are pairs).
+FRAMES = {"chairs": 2, "things": 3, "sintel": 4, "kitti": 2, "hd1k": 3}
+SPLITS = ("train", "test")
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(_u8(image), cv2.COLOR_RGB2BGR))
+def make_scene(seed: int, dataset: str, index: int, size: tuple[int, int], *, split: str = "train") -> Scene:
+    """Scene `index` of a dataset's split: a pure function of its arguments."""
+    return Scene(_rng(seed, dataset, split, index), size, FRAMES[dataset])
 
 
-def _sequence(rng, size, frames: int):
-    scene = Scene(rng, size, frames)
-    images = [scene.render(k)[0] for k in range(frames)]
-    flows = [scene.flow(k) for k in range(frames - 1)]
-    return images, flows
+def _rng(seed: int, dataset: str, split: str, index: int, stream: int = 0) -> np.random.Generator:
+    """Independent streams: the scene itself (0), its final pass (1), its sparse ground truth (2)."""
+    return np.random.default_rng([seed, list(DATASETS).index(dataset), SPLITS.index(split), index, stream])
+
+
+def final_pass(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """A final pass over clean frames, as Sintel's and FlyingThings3D's: blur, a brightness change
+    per sequence and a small one per frame (brightness constancy no longer holds), and noise."""
+    gain = rng.uniform(0.75, 1.15)
+    out = []
+    for image in images:
+        blurred = cv2.GaussianBlur(image.astype(np.float32), (5, 5), 1.0)
+        noisy = blurred * gain * rng.uniform(0.97, 1.03) + rng.normal(0, 6.0, image.shape)
+        out.append(np.clip(noisy, 0, 255).round().astype(np.uint8))
+    return out
+
+
+def sparse_mask(rng: np.random.Generator, shape: tuple[int, int], fraction: float = 0.5) -> np.ndarray:
+    """About `fraction` of the pixels, at random: where KITTI's lidar or HD1K's ground truth lands."""
+    return rng.random(shape) < fraction
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the five layouts
+# ---------------------------------------------------------------------------------------------
+DEFAULT_SIZE = (128, 160)  # H, W: multiples of 8; 128 px is the least RAFT's 4-level pyramid takes
+MIN_SIDE = 64  # the smoke models' 3-level pyramid (config/flow-smoke.yaml generates 64x80)
+# chairs: pairs; things: sequences of 3 frames (TEST: a quarter as many); sintel: training scenes
+# of 4 frames (test: a third as many); kitti: training pairs (testing: a quarter); hd1k: sequences
+# of 3 frames (at most 36: torchvision reads sequences 000000-000035 only) plus as many challenge pairs
+DEFAULT_COUNTS = {"chairs": 48, "things": 24, "sintel": 6, "kitti": 8, "hd1k": 4}
+MINIMUM_COUNTS = {"chairs": 2, "things": 1, "sintel": 2, "kitti": 1, "hd1k": 1}  # chairs: a train and a val pair
+HD1K_SEQUENCES = 36
+MARKER = "GENERATED.json"  # marks a root the generator owns (and may overwrite)
 
 
 def generate_flow_datasets(
-    root: str | Path, *, seed: int, size: tuple[int, int] = (128, 160), counts: dict | None = None
-) -> None:
-    """Write all five datasets under `root`. counts: pairs of chairs, sequences of things (3
-    frames), scenes of sintel (4 frames), pairs of kitti, sequences of hd1k (3 frames)."""
-    counts = {"chairs": 48, "things": 24, "sintel": 6, "kitti": 8, "hd1k": 4, **(counts or {})}
-    if size[0] < 64 or size[1] < 64 or size[0] % 8 or size[1] % 8:
-        raise ValueError(f"size must be multiples of 8 of at least 64 px, got {size}")
-    root = Path(root)
-    rng = np.random.default_rng(seed)
+    root: str | Path, *, seed: int, size: tuple[int, int] = DEFAULT_SIZE, counts: dict | None = None
+) -> dict:
+    """Write the five datasets under `root`, each in its real layout; return what was written.
 
-    chairs = root / "FlyingChairs" / "data"
-    chairs.mkdir(parents=True, exist_ok=True)
-    n_val = max(1, counts["chairs"] // 10)
-    for i in range(counts["chairs"]):
-        (a, b), ((flow, _),) = _sequence(rng, size, 2)
-        for name, image in (("img1", a), ("img2", b)):
-            cv2.imwrite(str(chairs / f"{i:05d}_{name}.ppm"), cv2.cvtColor(_u8(image), cv2.COLOR_RGB2BGR))
-        formats.write_flo(chairs / f"{i:05d}_flow.flo", flow)
-    splits = ["1"] * (counts["chairs"] - n_val) + ["2"] * n_val
+    Each dataset is written in a staging folder and moved into place whole, after the marker
+    that lets a later call replace it; a root that holds any of these folders without the
+    marker holds real data, and is refused rather than overwritten.
+    """
+    size, counts = _checked_size(size), _checked_counts(counts)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    folders = {name: TOP_FOLDERS[name] for name in DATASETS}
+    foreign = [f for f in folders.values() if (root / f).exists()]
+    if foreign and not (root / MARKER).exists():
+        raise FileExistsError(f"{root} holds {', '.join(foreign)} but no {MARKER}: real data? refusing to overwrite it")
+    record = {"seed": seed, "size": list(size), "counts": counts}
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".generating-"))
+    try:
+        for name, writer in WRITERS.items():
+            writer(staging, seed, size, counts[name])
+        atomic_write_json(root / MARKER, record)
+        for folder in folders.values():
+            shutil.rmtree(root / folder, ignore_errors=True)
+            os.replace(staging / folder, root / folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return record
+
+
+def _checked_size(size) -> tuple[int, int]:
+    h, w = (int(s) for s in size)
+    if min(h, w) < MIN_SIDE or h % 8 or w % 8:
+        raise ValueError(f"size must be [H, W], multiples of 8 of at least {MIN_SIDE} px, got {list(size)}")
+    return h, w
+
+
+def _checked_counts(counts: dict | None) -> dict:
+    unknown = set(counts or {}) - set(DEFAULT_COUNTS)
+    if unknown:
+        raise ValueError(f"counts: unknown datasets {sorted(unknown)}; known: {sorted(DEFAULT_COUNTS)}")
+    counts = {**DEFAULT_COUNTS, **(counts or {})}
+    for name, n in counts.items():
+        if int(n) != n or n < MINIMUM_COUNTS[name]:
+            raise ValueError(f"counts.{name} must be an integer >= {MINIMUM_COUNTS[name]}, got {n}")
+    if counts["hd1k"] > HD1K_SEQUENCES:
+        raise ValueError(
+            f"counts.hd1k: torchvision's HD1K reads {HD1K_SEQUENCES} sequences at most, got {counts['hd1k']}"
+        )
+    return {name: int(n) for name, n in counts.items()}
+
+
+def _write_chairs(root: Path, seed: int, size, n: int) -> None:
+    """FlyingChairs/data/NNNNN_{img1,img2}.ppm, NNNNN_flow.flo (from 00001) and the split file."""
+    data = root / "FlyingChairs" / "data"
+    for i in range(n):
+        scene = make_scene(seed, "chairs", i, size)
+        formats.write_image(data / f"{i + 1:05d}_img1.ppm", scene.render(0))
+        formats.write_image(data / f"{i + 1:05d}_img2.ppm", scene.render(1))
+        formats.write_flo(data / f"{i + 1:05d}_flow.flo", scene.flow(0)[0])
+    # one entry per pair, in file order: 1 = train, 2 = val; every tenth pair is validation
+    splits = ["2" if i % 10 == 9 or (i == n - 1 and n < 10) else "1" for i in range(n)]
     (root / "FlyingChairs" / "FlyingChairs_train_val.txt").write_text("\n".join(splits) + "\n")
 
-    things = root / "FlyingThings3D"
-    for k in range(counts["things"]):
-        images, flows = _sequence(rng, size, 3)
-        seq = f"{'ABC'[k % 3]}/{k:04d}"
-        for j, image in enumerate(images):
-            _write_png(things / "frames_cleanpass" / "TRAIN" / seq / "left" / f"{j + 6:04d}.png", image)
-            _write_png(things / "frames_finalpass" / "TRAIN" / seq / "left" / f"{j + 6:04d}.png", _final(image, rng))
-        for direction, sign in (("into_future", 1), ("into_past", -1)):
-            folder = things / "optical_flow" / "TRAIN" / seq / direction / "left"
-            folder.mkdir(parents=True, exist_ok=True)
-            # into_future: flow j is j -> j+1; into_past: flow j is j -> j-1 (torchvision reads j+1 -> j)
-            for j in range(len(images)):
-                flow = flows[min(j, len(flows) - 1)][0] if direction == "into_future" else flows[max(j - 1, 0)][0]
-                name = "Future" if sign > 0 else "Past"
-                formats.write_pfm(folder / f"OpticalFlowInto{name}_{j + 6:04d}_L.pfm", sign * flow)
 
-    sintel = root / "Sintel" / "training"
-    for k in range(counts["sintel"]):
-        images, flows = _sequence(rng, size, 4)
-        for j, image in enumerate(images, start=1):
-            _write_png(sintel / "clean" / f"scene_{k}" / f"frame_{j:04d}.png", image)
-            _write_png(sintel / "final" / f"scene_{k}" / f"frame_{j:04d}.png", _final(image, rng))
-        (sintel / "flow" / f"scene_{k}").mkdir(parents=True, exist_ok=True)
-        for j, (flow, _) in enumerate(flows, start=1):
-            formats.write_flo(sintel / "flow" / f"scene_{k}" / f"frame_{j:04d}.flo", flow)
+def _write_things(root: Path, seed: int, size, n: int) -> None:
+    """FlyingThings3D/frames_{clean,final}pass/{TRAIN,TEST}/{A,B,C}/NNNN/{left,right}/FFFF.png and
+    optical_flow/.../{into_future,into_past}/{left,right}/OpticalFlowInto{Future,Past}_FFFF_{L,R}.pfm,
+    frames numbered from 0006 as in the real data."""
+    top = root / "FlyingThings3D"
+    for split, count in (("TRAIN", n), ("TEST", max(1, n // 4))):
+        for k in range(count):
+            scene = make_scene(seed, "things", k, size, split=split.lower())
+            final_rng = _rng(seed, "things", split.lower(), k, stream=1)
+            sequence = f"{'ABC'[k % 3]}/{k // 3:04d}"
+            for camera in ("left", "right"):
+                clean = [scene.render(t, camera) for t in range(FRAMES["things"])]
+                for pass_name, images in (
+                    ("frames_cleanpass", clean),
+                    ("frames_finalpass", final_pass(clean, final_rng)),
+                ):
+                    for t, image in enumerate(images):
+                        formats.write_image(top / pass_name / split / sequence / camera / f"{t + 6:04d}.png", image)
+                for direction, step in (("into_future", 1), ("into_past", -1)):
+                    folder = top / "optical_flow" / split / sequence / direction / camera
+                    name = f"OpticalFlowInto{'Future' if step > 0 else 'Past'}"
+                    for t in range(FRAMES["things"]):
+                        flow = scene.flow(t, step, camera)[0]
+                        formats.write_pfm(folder / f"{name}_{t + 6:04d}_{camera[0].upper()}.pfm", flow)
 
-    kitti = root / "KittiFlow"
-    for split, n in (("training", counts["kitti"]), ("testing", max(1, counts["kitti"] // 4))):
-        for i in range(n):
-            (a, b), ((flow, visible),) = _sequence(rng, size, 2)
-            _write_png(kitti / split / "image_2" / f"{i:06d}_10.png", a)
-            _write_png(kitti / split / "image_2" / f"{i:06d}_11.png", b)
-            if split == "training":
-                (kitti / split / "flow_occ").mkdir(parents=True, exist_ok=True)
-                sparse = visible & (rng.random(visible.shape) < 0.5)
-                formats.write_kitti_flow(kitti / split / "flow_occ" / f"{i:06d}_10.png", flow, sparse)
 
-    hd1k = root / "hd1k"
-    for k in range(counts["hd1k"]):
-        images, flows = _sequence(rng, size, 3)
-        flows = flows + [flows[-1]]  # HD1K ships a flow per frame; torchvision ignores the last
-        for j, (image, (flow, visible)) in enumerate(zip(images, flows, strict=True)):
-            _write_png(hd1k / "hd1k_input" / "image_2" / f"{k:06d}_{j:04d}.png", image)
-            (hd1k / "hd1k_flow_gt" / "flow_occ").mkdir(parents=True, exist_ok=True)
-            sparse = visible & (rng.random(visible.shape) < 0.5)
-            formats.write_kitti_flow(hd1k / "hd1k_flow_gt" / "flow_occ" / f"{k:06d}_{j:04d}.png", flow, sparse)
+def _write_sintel(root: Path, seed: int, size, n: int) -> None:
+    """Sintel/training/{clean,final}/scene_K/frame_FFFF.png (from 0001), training/flow/.../frame_FFFF.flo
+    (every frame but the last), training/occlusions/.../frame_FFFF.png (255 = not visible in the
+    next frame, as Sintel's); Sintel/test/{clean,final}/scene_K (torchvision reads `test`, not the
+    `testing` of its docstring; the real archive has `test` too), numbered after the training scenes."""
+    top = root / "Sintel"
+    for split, folder, indices in (("train", "training", range(n)), ("test", "test", range(n, n + max(1, n // 3)))):
+        for k in indices:
+            scene = make_scene(seed, "sintel", k, size, split=split)
+            clean = [scene.render(t) for t in range(FRAMES["sintel"])]
+            final = final_pass(clean, _rng(seed, "sintel", split, k, stream=1))
+            for pass_name, images in (("clean", clean), ("final", final)):
+                for t, image in enumerate(images):
+                    formats.write_image(top / folder / pass_name / f"scene_{k}" / f"frame_{t + 1:04d}.png", image)
+            if split == "train":
+                for t in range(FRAMES["sintel"] - 1):
+                    flow, matched = scene.flow(t)
+                    formats.write_flo(top / folder / "flow" / f"scene_{k}" / f"frame_{t + 1:04d}.flo", flow)
+                    occluded = (~matched).astype(np.uint8) * 255
+                    formats.write_image(top / folder / "occlusions" / f"scene_{k}" / f"frame_{t + 1:04d}.png", occluded)
+
+
+def _write_kitti(root: Path, seed: int, size, n: int) -> None:
+    """KittiFlow/{training,testing}/image_2/NNNNNN_{10,11}.png, training/flow_occ/NNNNNN_10.png
+    (sparse, occluded pixels included) and training/flow_noc/NNNNNN_10.png (the matched ones)."""
+    for split, folder, count in (("train", "training", n), ("test", "testing", max(1, n // 4))):
+        for i in range(count):
+            scene = make_scene(seed, "kitti", i, size, split=split)
+            out = root / "KittiFlow" / folder
+            formats.write_image(out / "image_2" / f"{i:06d}_10.png", scene.render(0))
+            formats.write_image(out / "image_2" / f"{i:06d}_11.png", scene.render(1))
+            if split == "train":
+                flow, matched = scene.flow(0)
+                sparse = sparse_mask(_rng(seed, "kitti", split, i, stream=2), flow.shape[1:])
+                formats.write_kitti_flow(out / "flow_occ" / f"{i:06d}_10.png", flow, sparse)
+                formats.write_kitti_flow(out / "flow_noc" / f"{i:06d}_10.png", flow, sparse & matched)
+
+
+def _write_hd1k(root: Path, seed: int, size, n: int) -> None:
+    """hd1k/hd1k_input/image_2/SSSSSS_FFFF.png with a flow per frame in hd1k_flow_gt/flow_occ
+    (the last frame's, to the frame after, is exact too; torchvision pairs only the first F - 1),
+    and hd1k_challenge/image_2/SSSSSS_{10,11}.png, the test split torchvision reads."""
+    top = root / "hd1k"
+    for k in range(n):
+        scene = make_scene(seed, "hd1k", k, size)
+        sparse_rng = _rng(seed, "hd1k", "train", k, stream=2)
+        for t in range(FRAMES["hd1k"]):
+            formats.write_image(top / "hd1k_input" / "image_2" / f"{k:06d}_{t:04d}.png", scene.render(t))
+            flow, _ = scene.flow(t)
+            sparse = sparse_mask(sparse_rng, flow.shape[1:])
+            formats.write_kitti_flow(top / "hd1k_flow_gt" / "flow_occ" / f"{k:06d}_{t:04d}.png", flow, sparse)
+        challenge = make_scene(seed, "hd1k", k, size, split="test")
+        for t in range(2):
+            formats.write_image(top / "hd1k_challenge" / "image_2" / f"{k:06d}_{10 + t}.png", challenge.render(t))
+
+
+WRITERS = {
+    "chairs": _write_chairs,
+    "things": _write_things,
+    "sintel": _write_sintel,
+    "kitti": _write_kitti,
+    "hd1k": _write_hd1k,
+}
+TOP_FOLDERS = {
+    "chairs": "FlyingChairs",
+    "things": "FlyingThings3D",
+    "sintel": "Sintel",
+    "kitti": "KittiFlow",
+    "hd1k": "hd1k",
+}

@@ -55,29 +55,24 @@ def table1(inp: ReportInput, outs: dict) -> pd.DataFrame:
         for m, t in literature.drop_duplicates().itertuples(index=False)
         if (m, t) not in reproduced
     ]
-    extra = [r for r in spec["runs"] if r not in {row["run"] for row in rows}]
-    table = report.paper_table(
-        inp.results, inp.paper, table=options["paper"], rows=rows + lit_rows, columns=COLUMNS, extra_runs=extra
-    )
-    with atomic_path(outs["csv"]) as tmp:
-        table.to_csv(tmp, index=False)
-    cols, body = report.wide(table, COLUMNS)
-    seeds = ", ".join(str(s) for s in spec["seeds"])
     notes = [
-        f"Suite: mean ± sample std over seeds {seeds}; Δ = suite − paper. EPE in pixels, Fl-all in percent.",
-        "Columns are the training sets of Sintel and KITTI-2015 (as the paper's): Sintel without the scenes held "
-        f"out for model selection ({', '.join(spec['data']['val_scenes'])}), which no model trains or is scored on.",
+        "EPE in pixels, Fl-all in percent. Columns are the training sets of Sintel and KITTI-2015 (as the "
+        f"paper's): Sintel without the scenes held out for model selection ({', '.join(spec['data']['val_scenes'])}), "
+        "which no model trains or is scored on.",
         f"Suite parent {spec['parent_arch']}, child {spec['child_arch']}; literature rows are the paper's numbers.",
         "Inference: median ms per frame pair at the evaluation size after warm-up (RAFT's padding), "
         "on the evaluation device in the metrics file.",
-        "Deviations from the paper: results/discrepancies.csv.",
     ]
-    atomic_write_text(outs["md"], report.to_markdown("Table 1: optical flow", spec["scale"], cols, body, notes))
-    atomic_write_text(
-        outs["tex"],
-        report.to_latex("Optical flow: RAFT parent, RAFT-S child, DRAFT and HKT.", spec["scale"], cols, body),
+    return report.write_paper_table(
+        inp,
+        outs,
+        paper=options["paper"],
+        rows=rows + lit_rows,
+        columns=COLUMNS,
+        title="Table 1: optical flow",
+        caption="Optical flow: RAFT parent, RAFT-S child, DRAFT and HKT.",
+        notes=notes,
     )
-    return table
 
 
 # ---------------------------------------------------------------------------------------------
