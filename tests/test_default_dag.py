@@ -44,8 +44,8 @@ def test_parent_and_child_learn_well_above_chance(dag):
 
 
 def test_every_run_records_its_metadata(dag):
-    metas = list((dag / "results" / "runs").glob("cifar10/**/meta.json"))
-    assert len(metas) == 1 + 2 * 11
+    metas = list((dag / "results" / "runs").glob("**/meta.json"))
+    assert len(metas) == (1 + 2 * 11) + (2 + 2 * (2 + 15))  # CIFAR; flow with its chairs stages
     for meta in metas:
         record = json.loads(meta.read_text())
         for key in ("commit", "config_hash", "seed", "torch", "torchvision", "python", "device", "selected", "spec"):
@@ -111,3 +111,55 @@ def test_reordered_data_keys_rerun_nothing(dag):
         cfg["tasks"]["cifar10"]["data"] = dict(reversed(list(data.items())))
 
     assert trained_runs(dag, edit) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Optical flow in the same run
+# ---------------------------------------------------------------------------------------------
+def test_flow_table1_ablation_and_figures_are_written_with_the_papers_rows(dag):
+    tables = dag / "results" / "tables" / "flow"
+    for name in ("table1", "ablation", "comparisons"):
+        for ext in ("csv", "md", "tex"):
+            assert (tables / f"{name}.{ext}").stat().st_size > 0
+    for name in ("figure3_mu", "figure4_qualitative"):
+        assert (dag / "figures" / f"flow_{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.read_csv(tables / "table1.csv")
+    hkt3 = table[(table.run == "hkt/default") & (table.column == "Sintel clean EPE")].iloc[0]
+    assert hkt3["paper"] == 1.90 and hkt3["row"] == "3HKT-RAFT (Ours) [C+T]" and hkt3["n_seeds"] == 2
+    literature = table[table.run.isna()]
+    assert literature.row.str.startswith("PWC-Net").any() and (literature.n_seeds == 0).all()
+    md = (tables / "ablation.md").read_text()
+    assert "SMOKE SCALE" in md and "third_stage_mu" in md and "no_mixture_epe" in md
+
+
+def test_every_flow_model_is_scored_on_sintel_clean_final_and_kitti(dag):
+    cfg_runs = yaml.safe_load((dag / "config" / "config.yaml").read_text())["tasks"]["flow"]["runs"]
+    metrics = pd.read_csv(dag / "results" / "flow" / "metrics.csv")
+    scored = metrics[metrics.split == "train"]
+    assert set(scored.dataset) == {"sintel-clean-generated", "sintel-final-generated", "kitti-2015-generated"}
+    assert set(scored.metric) == {"epe", "fl_all"}
+    assert set(metrics.method + "/" + metrics.variant) == {"parent/default", *cfg_runs}
+    assert (metrics.groupby(["method", "variant"])["seed"].nunique().drop(("parent", "default")) == 2).all()
+
+
+def test_every_flow_model_learns_well_below_the_zero_flow_error(dag):
+    from hkt.tasks.flow.data import sintel_pairs
+
+    root = dag / "data" / "flow-generated"
+    val = sintel_pairs(root, pass_name="clean", scenes=("scene_0",), keep=True)
+    zero = sum(float(f.norm(dim=0)[v].sum()) for _, _, f, v in val) / sum(int(v.sum()) for *_, v in val)
+    metrics = pd.read_csv(dag / "results" / "flow" / "metrics.csv")
+    val_epe = metrics[metrics.split == "val"].set_index(["method", "variant", "seed"])["value"]
+    assert (val_epe < 0.6 * zero).all(), (zero, val_epe.max())
+
+
+def test_the_deployed_flow_child_trained_in_two_stages_is_a_plain_raft(dag):
+    from hkt.models import load_checkpoint
+    from hkt.tasks.flow import models
+
+    run = dag / "results" / "runs" / "flow" / "alone" / "default" / "seed0"
+    assert json.loads((run / "meta.json").read_text())["spec"]["stages"] == ["chairs", "things"]
+    assert (run / "stage-chairs" / "method.pt").exists()
+    load_checkpoint(
+        models.build("raft_smoke_small"), dag / "results" / "runs" / "flow" / "hkt" / "default" / "seed0" / "child.pt"
+    )

@@ -277,7 +277,7 @@ def sparse_mask(rng: np.random.Generator, shape: tuple[int, int], fraction: floa
 # Writing the five layouts
 # ---------------------------------------------------------------------------------------------
 DEFAULT_SIZE = (128, 160)  # H, W: multiples of 8; 128 px is the least RAFT's 4-level pyramid takes
-MIN_SIDE = 64  # the smoke models' 3-level pyramid (config/flow-smoke.yaml generates 64x80)
+MIN_SIDE = 64  # the smoke models' 3-level pyramid (config/config.yaml generates 64x80)
 # chairs: pairs; things: sequences of 3 frames (TEST: a quarter as many); sintel: training scenes
 # of 4 frames (test: a third as many); kitti: training pairs (testing: a quarter); hd1k: sequences
 # of 3 frames (at most 36: torchvision reads sequences 000000-000035 only) plus as many challenge pairs
