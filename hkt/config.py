@@ -16,6 +16,7 @@ change reruns everything downstream of it too.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -96,6 +97,9 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
     task_config(task, task_cfg["data"], f"{key}.data")
     dataclass_from(task.eval_config, task_cfg["evaluation"], f"{key}.evaluation")
     for where in (("parent", "train"), ("child", "train"), ("child", "finetune")):
+        names = [stage["name"] for stage in stages(task_cfg[where[0]][where[1]])]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{key}.{where[0]}.{where[1]}: stage names must be unique, got {names}")
         for i, stage in enumerate(stages(task_cfg[where[0]][where[1]])):
             skey = f"{key}.{where[0]}.{where[1]}" + (f"[{i}]" if isinstance(task_cfg[where[0]][where[1]], list) else "")
             dataclass_from(Schedule, schedule_of(stage), skey)
@@ -253,7 +257,18 @@ def _common(cfg: dict, task: str) -> dict:
     }
 
 
-def _staged(base: dict, data: dict, schedule_cfg, upstream: dict) -> list[dict]:
+def resolved(obj) -> dict:
+    """A validated config dataclass as the plain values a job uses, defaults included: a changed
+    code default changes the specification, and writing a default out explicitly does not."""
+    return dataclasses.asdict(obj)
+
+
+def resolved_data(cfg: dict, task: str, data: dict) -> dict:
+    t = cfg["tasks"][task]
+    return resolved(task_config(get_task(task, t.get("module")), data, f"tasks.{task}.data"))
+
+
+def _staged(cfg: dict, task: str, base: dict, data: dict, schedule_cfg, upstream: dict) -> list[dict]:
     """One specification per stage; each later stage names the one before it."""
     entries = stages(schedule_cfg)
     names = [s["name"] for s in entries]
@@ -270,8 +285,8 @@ def _staged(base: dict, data: dict, schedule_cfg, upstream: dict) -> list[dict]:
                     **base,
                     "stage": stage["name"],
                     "stages": names,
-                    "schedule": schedule_of(stage),
-                    "data": merge(data, stage.get("data")),
+                    "schedule": resolved(dataclass_from(Schedule, schedule_of(stage), "schedule")),
+                    "data": resolved_data(cfg, task, merge(data, stage.get("data"))),
                     "upstream": ups,
                 }
             )
@@ -314,12 +329,14 @@ def parent_specs(cfg: dict, task: str, manifest: dict | None = None) -> list[dic
                     "checkpoint": manifest["checkpoints"][p["published"]],
                     "stage": "published",
                     "stages": ["published"],
-                    "data": t["data"],
+                    "data": resolved_data(cfg, task, t["data"]),
                     "upstream": {},
                 }
             )
         ]
     return _staged(
+        cfg,
+        task,
         {**base, "source": "train", "module": "baselines.alone", "params": {}, "init": "scratch"},
         t["data"],
         p["train"],
@@ -339,7 +356,7 @@ def run_specs(cfg: dict, task: str, method: str, variant: str, seed: int, manife
         "variant": variant,
         "seed": seed,
         "module": m["module"],
-        "params": _run_params(cfg, task, method, variant),
+        "params": resolved(make_params(module, _run_params(cfg, task, method, variant))),
         "init": init,
         "arch": t["child"]["arch"],
         "needs_parent": module.NEEDS_PARENT,
@@ -350,13 +367,13 @@ def run_specs(cfg: dict, task: str, method: str, variant: str, seed: int, manife
         upstream["parent"] = config_hash(parent_specs(cfg, task, manifest)[-1])
     if init == "child":
         upstream["init"] = config_hash(run_specs(cfg, task, *CHILD_RUN, seed, manifest)[-1])
-    return _staged(base, t["data"], t["child"]["finetune" if init == "child" else "train"], upstream)
+    return _staged(cfg, task, base, t["data"], t["child"]["finetune" if init == "child" else "train"], upstream)
 
 
 def data_spec(cfg: dict, task: str) -> dict:
     """What the data job needs: the task's data block."""
     t = cfg["tasks"][task]
-    return canonical({"task": task, "task_module": t.get("module"), "data": t["data"]})
+    return canonical({"task": task, "task_module": t.get("module"), "data": resolved_data(cfg, task, t["data"])})
 
 
 def evaluation_spec(cfg: dict, task: str, manifest: dict | None = None) -> dict:
@@ -364,7 +381,16 @@ def evaluation_spec(cfg: dict, task: str, manifest: dict | None = None) -> dict:
     manifest = load_manifest() if manifest is None else manifest
     t = cfg["tasks"][task]
     published = {name: manifest["checkpoints"][name] for name in t["evaluation"].get("published", [])}
-    return canonical({**_common(cfg, task), "data": t["data"], "evaluation": t["evaluation"], "published": published})
+    task_obj = get_task(task, t.get("module"))
+    evaluation = resolved(dataclass_from(task_obj.eval_config, t["evaluation"], f"tasks.{task}.evaluation"))
+    return canonical(
+        {
+            **_common(cfg, task),
+            "data": resolved_data(cfg, task, t["data"]),
+            "evaluation": evaluation,
+            "published": published,
+        }
+    )
 
 
 def report_spec(cfg: dict, task: str) -> dict:

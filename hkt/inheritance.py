@@ -107,11 +107,16 @@ class Inheritance(nn.Module):
 
 
 def _transfer_only(boundary: Boundary, signal: Signal) -> Signal:
+    """E then T of each unit, without the mixture (the authors' head path)."""
+
+    def carry(unit, x):
+        return unit.transfer(x if unit.extractor is None else unit.extractor(x))
+
     if isinstance(signal, torch.Tensor):
-        return boundary.units["0"].transfer(signal)
+        return carry(boundary.units["0"], signal)
     out = list(signal)
     for key, unit in boundary.units.items():
-        out[int(key)] = unit.transfer(signal[int(key)])
+        out[int(key)] = carry(unit, signal[int(key)])
     return tuple(out)
 
 

@@ -261,6 +261,12 @@ def check_recorded(meta: dict, spec: dict, where: str) -> None:
     if meta.get("config_hash") == C.config_hash(spec):
         return
     changed = C.differing_keys(meta.get("spec") or {}, spec)
+    upstream = {
+        "upstream.parent": "the parent",
+        "upstream.init": "the trained child it starts from",
+        "upstream.previous_stage": "its previous training stage",
+    }
+    changed = [f"{k} ({upstream[k]} was retrained or changed)" if k in upstream else k for k in changed]
     raise ValueError(
         f"{where} was trained with another specification (hash {meta.get('config_hash')}, "
         f"now {C.config_hash(spec)}); changed: {', '.join(changed) or 'unknown'}. "

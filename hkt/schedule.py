@@ -51,6 +51,10 @@ class Schedule:
             raise ValueError(f"steps and batch_size must be >= 1, got {self.steps} and {self.batch_size}")
         if not 0 < self.pct_start < 1:
             raise ValueError(f"pct_start must lie in (0, 1), got {self.pct_start}")
+        if self.lr_schedule == "onecycle" and self.pct_start * self.steps < 2:
+            raise ValueError(
+                f"onecycle needs pct_start * steps >= 2 to rise at all, got {self.pct_start * self.steps:g}"
+            )
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be > 0 or null, got {self.grad_clip}")
 

@@ -67,6 +67,11 @@ def train(
     device = torch.device(device)
     method.to(device)
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    if schedule.batch_size % world:
+        raise ValueError(
+            f"batch_size {schedule.batch_size} must be a multiple of the {world} data-parallel processes "
+            "(each rank trains on an equal share of the global batch)"
+        )
     model = method
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel

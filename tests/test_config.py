@@ -157,8 +157,11 @@ def test_run_specs_resolve_the_schedule_and_name_their_upstream_jobs_by_hash(def
     assert C.config_hash(a) != C.config_hash(C.run_specs(default, "cifar10", "hkt", "no_ga", 0))
     assert C.config_hash(a) != C.config_hash(C.run_specs(default, "cifar10", "hkt", "default", 1))
     finetune, train = (default["tasks"]["cifar10"]["child"][k] for k in ("finetune", "train"))
-    assert a[0]["schedule"] == C.canonical(finetune)  # init: child
-    assert C.run_specs(default, "cifar10", "alone", "default", 0)[0]["schedule"] == C.canonical(train)
+    resolved = a[0]["schedule"]  # init: child; every value resolved, defaults included
+    assert {k: resolved[k] for k in finetune} == C.canonical(finetune) and resolved["optimizer"] == "sgd"
+    alone = C.run_specs(default, "cifar10", "alone", "default", 0)[0]["schedule"]
+    assert {k: alone[k] for k in train} == C.canonical(train)
+    assert a[0]["params"]["lam"] == 0.6 and a[0]["params"]["extractor"] == "none"
     assert a[0]["upstream"] == {
         "parent": C.config_hash(C.parent_specs(default, "cifar10")[-1]),
         "init": C.config_hash(C.run_specs(default, "cifar10", "alone", "default", 0)[-1]),
@@ -181,6 +184,17 @@ def test_a_list_of_stages_gives_one_specification_per_stage_each_naming_the_one_
     cfg["tasks"]["cifar10"]["child"]["train"][0]["data"] = {"resolution": 4}
     with pytest.raises(ValueError, match=r"tasks\.cifar10\.child\.train\[0\]\.data: resolution must lie"):
         C.validate(cfg)
+
+
+def test_writing_a_default_out_changes_no_specification_and_duplicate_stage_names_are_refused(default):
+    explicit = copy.deepcopy(default)
+    explicit["tasks"]["cifar10"]["child"]["finetune"]["bf16"] = False
+    explicit["methods"]["hkt"]["params"]["transfer"] = "conv"
+    assert C.run_specs(default, "cifar10", "hkt", "no_ga", 1) == C.run_specs(explicit, "cifar10", "hkt", "no_ga", 1)
+    one = default["tasks"]["cifar10"]["child"]["train"]
+    twice = mutate(default, ("tasks", "cifar10", "child", "train"), [{"name": "a", **one}, {"name": "a", **one}])
+    with pytest.raises(ValueError, match=r"tasks\.cifar10\.child\.train: stage names must be unique"):
+        C.validate(twice)
 
 
 def test_specifications_ignore_key_order(default):

@@ -151,7 +151,7 @@ def test_evaluation_refuses_a_model_trained_with_another_specification_naming_th
     out = snakemake(work, "--rerun-triggers", "mtime", "--forcerun", "evaluate")
     assert out.returncode != 0
     log = (work / "logs" / "toy" / "evaluate.log").read_text()
-    assert re.search(r"toy hkt/no_ga seed 0 .* was trained with another specification .*changed: params\.lambda", log)
+    assert re.search(r"toy hkt/no_ga seed 0 .* was trained with another specification .*changed: params\.lam\b", log)
 
 
 STAGE_DRIVER = """

@@ -6,7 +6,7 @@ from functools import lru_cache
 sys.path.insert(0, workflow.basedir)  # the suite runs from its checkout, installed or not
 
 from hkt import config as C
-from hkt.tasks import get_task
+from hkt.pipeline import WEIGHTS
 
 try:
     C.validate(config)
@@ -16,7 +16,6 @@ except ValueError as err:
 RUNS = "results/runs"
 SEEDS = config["seeds"]
 MANIFEST = C.load_manifest()
-WEIGHTS = {"parent": "parent.pt", "run": "child.pt"}
 
 
 wildcard_constraints:
@@ -95,7 +94,7 @@ def final_models(task):
     parent = parent_specs(task)[-1]
     models = {("parent", "default", parent["seed"]): (parent_dir(task), parent)}
     models.update({(m, v, s): (run_dir(task, m, v, s), run_specs(task, m, v, s)[-1]) for m, v, s in task_runs(task)})
-    return models
+    return dict(sorted(models.items()))  # params compare by repr: the order of `runs` must not matter
 
 
 def report_targets(task):

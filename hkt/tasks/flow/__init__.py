@@ -50,15 +50,11 @@ def _epe_on(model, pairs, updates: int, device) -> dict:
     """Pixel-pooled EPE of `model` over (image1, image2, flow, valid) pairs, one at a time."""
     was = model.training
     model.eval()
-    total, count = 0.0, 0
+    meter = M.FlowMeter()
     for a, b, flow, valid in pairs:
-        pred = _infer(model, a, b, updates, device)
-        err = (pred - flow).norm(dim=0)[valid]
-        total, count = total + float(err.sum()), count + int(valid.sum())
+        meter.update(_infer(model, a, b, updates, device)[None], flow[None], valid[None])
     model.train(was)
-    if count == 0:
-        raise ValueError("validation has no valid pixel")
-    return {"epe": total / count}
+    return {"epe": meter.result()["epe"]}
 
 
 def _infer(model, a, b, updates: int, device, mode: str = "sintel") -> torch.Tensor:

@@ -201,7 +201,7 @@ def figure4_qualitative(inp: ReportInput, path) -> None:
     spec = inp.spec
     options = spec["report"]["tables"].get("ablation", {}).get("runs", {})
     data = dataclass_from(DataConfig, spec["data"], "data")
-    pairs = sintel_pairs(data.root, pass_name="final", scenes=data.val_scenes, keep=False)[:2]
+    pairs = list(sintel_pairs(data.root, pass_name="final", scenes=data.val_scenes, keep=False)[:2])
     seed = spec["seeds"][0]
     shown = {"parent": ("parent", "default", None), "child": ("alone", "default", seed)}
     for role in ("draft", "hkt2", "hkt3"):
