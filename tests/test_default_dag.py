@@ -65,7 +65,7 @@ def test_a_second_invocation_has_nothing_to_do(dag):
 
 
 def trained_runs(dag, edit) -> list[str]:
-    """Training jobs a dry run starts after `edit(config)`: 'method/variant/seed' or 'parent'."""
+    """Training jobs a dry run starts after `edit(config)`: 'task:method/variant/seed' or 'task:parent'."""
     cfg = yaml.safe_load((dag / "config" / "config.yaml").read_text())
     edit(cfg)
     (dag / "edited.yaml").write_text(yaml.safe_dump(cfg))
@@ -79,9 +79,13 @@ def trained_runs(dag, edit) -> list[str]:
     assert out.returncode == 0, out.stderr[-3000:]
     jobs = re.findall(r"^rule (train_\w+):\n(?:    .*\n)*?    wildcards: (.*)$", out.stdout, re.M)
     return sorted(
-        "parent"
-        if rule.startswith("train_parent")
-        else "/".join(re.search(r"method=(\w+), variant=([\w.]+), seed=(\d+)", w).groups())
+        re.search(r"task=(\w+)", w).group(1)
+        + ":"
+        + (
+            "parent"
+            if rule.startswith("train_parent")
+            else "/".join(re.search(r"method=(\w+), variant=([\w.]+), seed=(\d+)", w).groups())
+        )
         for rule, w in jobs
     )
 
@@ -95,14 +99,15 @@ def test_a_changed_finetune_rate_reruns_the_finetuned_runs_and_not_the_parent_or
         for r in yaml.safe_load((dag / "config" / "config.yaml").read_text())["tasks"]["cifar10"]["runs"]
         if r != "alone/default"
     ]
-    assert trained_runs(dag, edit) == sorted(f"{r}/{s}" for r in finetuned for s in (0, 1))
+    assert trained_runs(dag, edit) == sorted(f"cifar10:{r}/{s}" for r in finetuned for s in (0, 1))
 
 
 def test_a_changed_lambda_reruns_exactly_that_variants_seeds(dag):
     def edit(cfg):
         cfg["methods"]["hkt"]["variants"]["lambda_0.2"]["params"]["lambda"] = 0.3
 
-    assert trained_runs(dag, edit) == ["hkt/lambda_0.2/0", "hkt/lambda_0.2/1"]
+    # the variant is shared by both tasks: its two seeds in each, nothing else
+    assert trained_runs(dag, edit) == [f"{t}:hkt/lambda_0.2/{s}" for t in ("cifar10", "flow") for s in (0, 1)]
 
 
 def test_reordered_data_keys_rerun_nothing(dag):
