@@ -21,14 +21,17 @@ from hkt.io import atomic_write_text
 
 
 def compare(frozen: pd.DataFrame, new: pd.DataFrame, *, metric: str, split: str, references: list[str]) -> pd.DataFrame:
+    # like with like: the compared rows only (model properties such as params_m carry dataset '-')
+    frozen, new = (f[(f.metric == metric) & (f.split == split)] for f in (frozen, new))
     for column in ("task", "dataset", "scale"):
         a, b = set(frozen[column]), set(new[column])
         if a != b:
             raise ValueError(f"cannot compare: the frozen results have {column} {sorted(a)}, the new ones {sorted(b)}")
 
     def runs(frame):
-        sub = frame[(frame.metric == metric) & (frame.split == split)]
-        return {run: g["value"].to_numpy() for run, g in sub.groupby(sub["method"] + "/" + sub["variant"], sort=False)}
+        return {
+            run: g["value"].to_numpy() for run, g in frame.groupby(frame["method"] + "/" + frame["variant"], sort=False)
+        }
 
     old, fresh = runs(frozen), runs(new)
     missing = [r for r in references if r not in old]

@@ -36,3 +36,12 @@ def test_scales_and_datasets_are_never_mixed():
         compare(frozen, frozen.assign(dataset="cifar10"), metric="top1_acc", split="test", references=["alone/default"])
     with pytest.raises(ValueError, match="no run"):
         compare(frozen, frozen, metric="top1_acc", split="test", references=["dkd/default"])
+
+
+def test_new_results_with_model_property_rows_compare_on_the_metric_rows_only():
+    frozen = pd.read_csv(FROZEN)
+    new = frozen[frozen.method == "kd"].assign(variant="mine")
+    properties = new[new.metric == "params_m"].assign(dataset="-", split="-")  # as evaluation now writes them
+    new = pd.concat([new[new.metric != "params_m"], properties])
+    table = compare(frozen, new, metric="top1_acc", split="test", references=["alone/default"])
+    assert set(table.run) == {"kd/mine"}
