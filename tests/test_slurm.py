@@ -180,7 +180,7 @@ def test_a_time_limit_stops_training_with_the_pre_timeout_signal_and_the_retry_r
     assert failed_attempts, "no attempt was stopped"
     assert "resumed from" in (work / "logs" / "cifar10" / "parent.log").read_text()
     whole = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", *configs, target],
+        [sys.executable, "-m", "snakemake", "--cores", "1", target, *configs],  # --configfile takes several values
         cwd=local,
         capture_output=True,
         text=True,
