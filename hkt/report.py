@@ -202,6 +202,20 @@ def compare(
 # ---------------------------------------------------------------------------------------------
 # Rendering
 # ---------------------------------------------------------------------------------------------
+def scale_suffix(scale: str) -> str:
+    """What a figure title says about its scale: smoke numbers are never a reproduction."""
+    return f" — {scale.upper()} SCALE" + (": not a reproduction" if scale == "smoke" else "")
+
+
+def save_figure(fig, path, *, dpi: int = 130) -> None:
+    """Write a matplotlib figure atomically (format from the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=str(path).rsplit(".", 1)[-1])
+    plt.close(fig)
+
+
 def fmt(x: float, digits: int) -> str:
     """A number with `digits` decimals, or an en dash for a missing one."""
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"

@@ -3,8 +3,6 @@ functions of the CIFAR task (each takes a hkt.tasks.ReportInput)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -12,7 +10,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hkt import report  # noqa: E402
-from hkt.io import atomic_path  # noqa: E402
 from hkt.tasks import ReportInput  # noqa: E402
 
 COLUMNS = [
@@ -52,8 +49,6 @@ def comparisons(inp: ReportInput, outs: dict) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 # Figures
 # ---------------------------------------------------------------------------------------------
-def _suffix(scale: str) -> str:
-    return f" — {scale.upper()} SCALE" + (": not a reproduction" if scale == "smoke" else "")
 
 
 def learning_curves(inp: ReportInput, out_path) -> None:
@@ -86,9 +81,9 @@ def learning_curves(inp: ReportInput, out_path) -> None:
         ax.set(title=title, xlabel="training step", ylabel="validation top-1 (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
-    fig.suptitle("CIFAR-10 learning curves (mean ± std over seeds)" + _suffix(scale))
+    fig.suptitle("CIFAR-10 learning curves (mean ± std over seeds)" + report.scale_suffix(scale))
     fig.tight_layout()
-    _save(fig, out_path)
+    report.save_figure(fig, out_path)
 
 
 def accuracy_vs_params(inp: ReportInput, out_path) -> None:
@@ -120,15 +115,9 @@ def accuracy_vs_params(inp: ReportInput, out_path) -> None:
         xscale="log",
         xlabel="parameters (M, log scale; equal-size runs spread apart)",
         ylabel="test top-1 (%, mean ± std over seeds)",
-        title="CIFAR-10: accuracy vs parameters" + _suffix(scale),
+        title="CIFAR-10: accuracy vs parameters" + report.scale_suffix(scale),
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
-    _save(fig, out_path)
-
-
-def _save(fig, path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=130, format=Path(path).suffix.lstrip("."))
-    plt.close(fig)
+    report.save_figure(fig, out_path)

@@ -31,16 +31,6 @@ COLUMNS = [report.Column(m, t, 2, d, "train") for d, m, t in BENCHMARKS] + [
 SIGN = {"improving": -1, "reducing": -1, "lowers": -1, "raising": 1, "increases": 1, "raises": 1}
 
 
-def _suffix(scale: str) -> str:
-    return f" — {scale.upper()} SCALE" + (": not a reproduction" if scale == "smoke" else "")
-
-
-def _save(fig, path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-
-
 # ---------------------------------------------------------------------------------------------
 # Table 1
 # ---------------------------------------------------------------------------------------------
@@ -182,10 +172,10 @@ def figure3_mu(inp: ReportInput, path) -> None:
     ax.set_xticks(angles, [f"{run}\n{mu:.2f}" for run, mu in means.items()], fontsize=7)
     ax.set_title(
         "Figure 3: mu = AVG(Sintel clean/final EPE, KITTI EPE, Fl-all) per run — closer to the centre "
-        f"is better{_suffix(inp.spec['scale'])}",
+        f"is better{report.scale_suffix(inp.spec['scale'])}",
         fontsize=8,
     )
-    _save(fig, path)
+    report.save_figure(fig, path, dpi=120)
 
 
 def figure4_qualitative(inp: ReportInput, path) -> None:
@@ -236,8 +226,9 @@ def figure4_qualitative(inp: ReportInput, path) -> None:
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle(
-        "Figure 4: flows (colour wheel) and end-point-error maps on Sintel final frames" + _suffix(spec["scale"]),
+        "Figure 4: flows (colour wheel) and end-point-error maps on Sintel final frames"
+        + report.scale_suffix(spec["scale"]),
         fontsize=8,
     )
     fig.tight_layout()
-    _save(fig, path)
+    report.save_figure(fig, path, dpi=120)
