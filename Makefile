@@ -25,7 +25,7 @@ lint: setup  # style (ruff: lint and format) and the DAG's own linter, before an
 	$(BIN)/snakemake --lint
 
 bench: setup
-	$(BIN)/snakemake bench --cores all --forcerun bench  # target first: --forcerun takes several values
+	$(BIN)/snakemake bench --cores 1 --forcerun bench_task  # target first: --forcerun takes several values; one job at a time
 
 clean:
 	rm -rf results/runs results/cifar10 results/tables figures/*.png logs .snakemake

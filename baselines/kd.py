@@ -42,16 +42,13 @@ class KD(Method):
         with torch.no_grad():
             teacher = self.task.forward(self.parent, x)
         hard = self.task.task_loss(student, y)
-        soft = (
-            F.kl_div(
-                F.log_softmax(student / t, dim=1),
-                F.log_softmax(teacher / t, dim=1),
-                reduction="batchmean",
-                log_target=True,
-            )
-            * t
-            * t
+        # KL per prediction (per image, or per voxel of a segmentation), summed over classes and
+        # averaged over predictions: `batchmean` on (B, C) logits, the same per voxel on (B, C, ...)
+        positions = student.numel() // student.shape[1]
+        kl = F.kl_div(
+            F.log_softmax(student / t, dim=1), F.log_softmax(teacher / t, dim=1), reduction="sum", log_target=True
         )
+        soft = kl / positions * t * t
         a = self.params.alpha
         return (1 - a) * hard + a * soft, {"task": hard, "kd": soft}
 

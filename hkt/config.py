@@ -136,6 +136,9 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
                 params.check_task(task)
             except ValueError as err:
                 raise ValueError(f"methods.{method_name}.variants.{variant}.params: {err}") from err
+    for i, run in enumerate((task_cfg.get("bench") or {}).get("runs", [])):
+        if run not in task_cfg["runs"]:
+            raise ValueError(f"{key}.bench.runs[{i}]: {run!r} is not in {key}.runs")
     uses_child = [r for r in task_cfg["runs"] if run_init(cfg, *r.split("/")) == "child"]
     if uses_child and run_init(cfg, *CHILD_RUN) != "scratch":
         raise ValueError(
@@ -170,6 +173,14 @@ def _validate_report(task, task_cfg: dict, key: str) -> None:
                 f"{key}.report.figures[{i}]: the {task.name} task makes no figure {name!r}; "
                 f"it makes {sorted(task.figures)}"
             )
+    for name, export_runs in (report.get("exports") or {}).items():
+        if name not in task.exports:
+            raise ValueError(
+                f"{key}.report.exports.{name}: the {task.name} task has no such export; it has {sorted(task.exports)}"
+            )
+        for i, run in enumerate(export_runs):
+            if run not in task_cfg["runs"]:
+                raise ValueError(f"{key}.report.exports.{name}[{i}]: {run!r} is not in {key}.runs")
     if task.check_report:
         task.check_report(report)
 

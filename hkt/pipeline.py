@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -335,3 +336,40 @@ def evaluate(
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Exports
+# ---------------------------------------------------------------------------------------------
+def export(spec: dict, name: str, model_dir: str | Path, current: dict, out_dir: str | Path, *, threads: int = 1):
+    """Write the task's export `name` of one deployed model into `out_dir`, all or nothing.
+
+    The model is checked against its current specification and loaded into its bare
+    architecture, as evaluation does; files go to a staging folder that is renamed into place
+    with its `export.json` (what was exported, from which model, with the run metadata) last.
+    """
+    task = task_of(spec)
+    device = setup(spec, threads)
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    meta = json.loads((model_dir / "meta.json").read_text())
+    check_recorded(meta, current, f"{spec['task']} export {name} ({model_dir})")
+    model = task.build_model(current["arch"])
+    load_checkpoint(model, model_dir / WEIGHTS[current["role"]])
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    if staging.exists():  # left by a killed job
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    data = C.task_config(task, spec["data"], "data")
+    ev = dataclass_from(task.eval_config, spec["evaluation"], "evaluation")
+    with torch.no_grad():
+        record = task.exports[name](model.to(device).eval(), data, ev, staging, device)
+    meta_out = run_metadata(
+        config_hash=C.config_hash(current), seed=current.get("seed"), device=device, scale=spec["scale"]
+    )
+    atomic_write_json(
+        staging / "export.json", {"export": name, "model_dir": str(model_dir), **record, "meta": meta_out}
+    )
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(staging, out_dir)
+    return out_dir

@@ -56,6 +56,13 @@ def mutate(cfg, path, value):
 
 BAD = [
     (("methods", "kd", "module"), "baselines.nonexistent", r"methods\.kd\.module: cannot import"),
+    (
+        ("tasks", "flow", "report", "exports"),
+        {"kitti_tset": ["hkt/default"]},
+        r"tasks\.flow\.report\.exports\.kitti_tset: the flow task has no such export; it has \['kitti_test'\]",
+    ),
+    (("tasks", "flow", "report", "exports"), {"kitti_test": ["hkt/nope"]}, r"exports\.kitti_test\[0\]: 'hkt/nope'"),
+    (("tasks", "cifar10", "bench", "runs"), ["alone/default", "dkd/default"], r"bench\.runs\[1\]: 'dkd/default'"),
     (("tasks", "cifar10", "runs"), ["alone/default", "dkd/default"], r"tasks\.cifar10\.runs\[1\]: 'dkd/default'"),
     (
         ("methods", "hkt", "params", "lambda"),

@@ -45,7 +45,7 @@ def test_parent_and_child_learn_well_above_chance(dag):
 
 def test_every_run_records_its_metadata(dag):
     metas = list((dag / "results" / "runs").glob("**/meta.json"))
-    assert len(metas) == (1 + 2 * 11) + (2 + 2 * (2 + 15))  # CIFAR; flow with its chairs stages
+    assert len(metas) == (1 + 2 * 11) + (2 + 2 * (2 + 15)) + (1 + 2 * 10)  # CIFAR; flow with its chairs stages; LiTS
     for meta in metas:
         record = json.loads(meta.read_text())
         for key in ("commit", "config_hash", "seed", "torch", "torchvision", "python", "device", "selected", "spec"):
@@ -168,3 +168,52 @@ def test_the_deployed_flow_child_trained_in_two_stages_is_a_plain_raft(dag):
     load_checkpoint(
         models.build("raft_smoke_small"), dag / "results" / "runs" / "flow" / "hkt" / "default" / "seed0" / "child.pt"
     )
+
+
+def test_kitti_test_predictions_are_written_as_the_benchmarks_full_valid_16_bit_pngs(dag):
+    from PIL import Image
+
+    from hkt.tasks.flow import formats
+
+    out = dag / "results" / "exports" / "flow" / "kitti_test" / "hkt" / "default" / "seed0"
+    record = json.loads((out / "export.json").read_text())
+    testing = sorted((dag / "data" / "flow-generated" / "KittiFlow" / "testing" / "image_2").glob("*_10.png"))
+    assert record["files"] == [p.name for p in testing] and testing
+    for image in testing:
+        flow, valid = formats.read_kitti_flow(out / "flow" / image.name, Image.open(image).size[::-1])
+        assert valid.all() and flow.std() > 0  # a prediction for every pixel, not a constant
+    assert record["meta"]["config_hash"] and not (out.parent / "seed0.partial").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# LiTS in the same run
+# ---------------------------------------------------------------------------------------------
+def test_lits_table3_and_the_overlays_are_written_beside_the_papers_numbers(dag):
+    table = pd.read_csv(dag / "results" / "tables" / "lits" / "table3.csv")
+    ours = table.query("run == 'hkt/default' and metric == 'dice_mean'")
+    assert ours["paper"].iloc[0] == 94.1 and ours["row"].iloc[0] == "Ours" and ours["n_seeds"].iloc[0] == 2
+    assert "SMOKE SCALE" in (dag / "results" / "tables" / "lits" / "table3.md").read_text()
+    assert (dag / "figures" / "lits_overlays.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_lits_model_segments_the_liver_far_better_than_an_empty_or_all_liver_prediction(dag):
+    import numpy as np
+
+    from hkt.fields import dataclass_from
+    from hkt.tasks.lits import data as D
+    from hkt.tasks.lits import metrics as M
+
+    block = yaml.safe_load((dag / "config" / "config.yaml").read_text())["tasks"]["lits"]["data"]
+    data = dataclass_from(
+        D.DataConfig, {**block, "root": str(dag / block["root"]), "cache": str(dag / block["cache"])}, "data"
+    )
+    trivial = []
+    for fill in (0, 1):  # nothing, or everything, labelled liver
+        meter = M.DiceMeter()
+        for _, _, labels in D.load_cases(data, "test"):
+            meter.update(np.full_like(labels, fill), labels)
+        trivial.append(meter.result()["dice_mean"])
+    m = pd.read_csv(dag / "results" / "lits" / "metrics.csv")
+    dice = m[(m.metric == "dice_mean") & (m.split == "test")]
+    assert len(dice) == 1 + 2 * 10 and max(trivial) < 40
+    assert (dice["value"] > max(trivial) + 30).all(), dice[["method", "variant", "seed", "value"]]

@@ -37,6 +37,16 @@ class EvaluationData(NamedTuple):
     batch_size: int  # inputs in that batch (time is reported per input)
 
 
+class BenchData(NamedTuple):
+    """What `make bench` times: see `Task.benchmark`. Random tensors, so no data is read."""
+
+    batch: tuple  # (inputs, targets) of one training batch at the stage's shapes
+    task: Task | None  # the task as that stage runs its models (None: as it is)
+    infer_input: Any  # one inference input at the evaluation's timing shape
+    infer: Callable[[nn.Module, Any], Any]  # (model, infer_input) -> the timed inference
+    infer_batch: int  # inputs in infer_input (time is reported per input)
+
+
 def call(model: nn.Module, x):
     """Run a model on a training input as methods do: one argument, tensor or tuple."""
     return model(x)
@@ -62,10 +72,15 @@ class Task:
     training: Callable | None = None  # (data_config, batch_size=, seed=, device=) -> TrainingData
     evaluation: Callable | None = None  # (data_config, eval_config, device) -> EvaluationData
     select: tuple[str, str] = ("accuracy", "max")  # validation metric that picks the deployed child
+    # (data_config, eval_config, batch_size, generator) -> BenchData at the configured shapes
+    benchmark: Callable | None = None
     # -- reports ------------------------------------------------------------------------------
     tables: Mapping[str, Callable] = field(default_factory=dict)  # name -> fn(ReportInput, {csv, md, tex: path})
     figures: Mapping[str, Callable] = field(default_factory=dict)  # name -> fn(ReportInput, png path)
     check_report: Callable[[dict], None] | None = None  # validates tasks.<name>.report beyond the schema
+    # name -> fn(model, data_config, eval_config, out_dir, device) -> record (dict): files a
+    # deployed model writes for an outside benchmark (e.g. KITTI test-set submissions)
+    exports: Mapping[str, Callable] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.select[1] not in SELECT_MODES:

@@ -19,7 +19,7 @@ MANIFEST = C.load_manifest()
 
 
 wildcard_constraints:
-    task="[a-z0-9]+",
+    task="[a-z0-9-]+",
     method="[A-Za-z0-9_]+",
     variant="[A-Za-z0-9_.-]+",
     seed="[0-9]+",
@@ -103,10 +103,21 @@ def report_targets(task):
         f"figures/{task}_{name}.png" for name in block["figures"]]
 
 
+def export_targets(task):
+    exports = config["tasks"][task]["report"].get("exports") or {}
+    return [f"results/exports/{task}/{name}/{run}/seed{SEEDS[0]}" for name, runs in exports.items() for run in runs]
+
+
+def export_model(w):
+    """(weights file, model directory, current specification) of the model an export reads."""
+    model_dir, spec = final_models(w.task)[(w.method, w.variant, int(w.seed))]
+    return f"{model_dir}/{WEIGHTS[spec['role']]}", model_dir, spec
+
+
 def final_targets():
     targets = []
     for task in config["tasks"]:
-        targets += [f"results/{task}/metrics.csv", *report_targets(task)]
+        targets += [f"results/{task}/metrics.csv", *report_targets(task), *export_targets(task)]
     return targets
 
 

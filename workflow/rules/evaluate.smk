@@ -23,3 +23,26 @@ rule evaluate:
         **job_resources("evaluate"),
     script:
         "../scripts/evaluate.py"
+
+
+# Files a deployed model writes for an outside benchmark (tasks.<task>.report.exports), e.g.
+# KITTI-2015 test-set flow PNGs for the benchmark's server; the first seed of each named run.
+rule export:
+    conda:
+        "../envs/hkt.yaml"
+    input:
+        data=lambda w: data_record(w.task),
+        model=lambda w: export_model(w)[0],
+    output:
+        directory("results/exports/{task}/{name}/{method}/{variant}/seed{seed}"),
+    params:
+        spec=lambda w: C.evaluation_spec(config, w.task, MANIFEST),
+        model_dir=lambda w: export_model(w)[1],
+        current=lambda w: export_model(w)[2],
+    log:
+        "logs/{task}/export.{name}.{method}.{variant}.seed{seed}.log",
+    threads: lambda w: job(w.task, "evaluate", "threads")
+    resources:
+        **job_resources("evaluate"),
+    script:
+        "../scripts/export.py"

@@ -46,19 +46,34 @@ rule figure:
         "../scripts/figure.py"
 
 
-# Not part of `all`: run it alone so that nothing else competes for the processor. Its outputs
-# are committed, so regenerate them with: snakemake bench --cores all --forcerun bench
+# Not part of `all`: run it alone so that nothing else competes for the processor. Every task
+# block with a `bench` block in the smoke or the paper config is measured, at both scales where
+# both have one. Outputs are committed; regenerate them with `make bench`.
+BENCH_CONFIGS = ["config/config.yaml", "config/paper.yaml"]
+BENCH_TASKS = sorted({name for path in BENCH_CONFIGS for name, t in C.load(path)["tasks"].items() if "bench" in t})
+
+
 rule bench:
     conda:
         "../envs/hkt.yaml"
+    input:
+        expand("results/bench/{task}_train_step.csv", task=BENCH_TASKS),
+
+
+rule bench_task:
+    conda:
+        "../envs/hkt.yaml"
+    input:
+        BENCH_CONFIGS,
     output:
-        csv="results/bench/cifar10_train_step.csv",
-        figure="results/bench/cifar10_train_step.png",
+        csv="results/bench/{task}_train_step.csv",
+        figure="results/bench/{task}_train_step.png",
     params:
         python=sys.executable,
+        configs=" ".join(f"--config {path}" for path in BENCH_CONFIGS),
     log:
-        "logs/bench.log",
+        "logs/bench.{task}.log",
     threads: 1  # single-threaded on a CPU so that the figures of different machines compare
     shell:
-        "{params.python} -m hkt.bench --config config/config.yaml --config config/paper.yaml "
+        "{params.python} -m hkt.bench {params.configs} --task {wildcards.task} "
         "--out {output.csv} --figure {output.figure} --threads {threads} > {log} 2>&1"

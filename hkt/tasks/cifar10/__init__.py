@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from hkt.fields import dataclass_from
 from hkt.models import build_cifar_resnet
-from hkt.tasks import EvaluationData, Task, TrainingData
+from hkt.tasks import BenchData, EvaluationData, Task, TrainingData
 from hkt.tasks.cifar10 import stored as S
 
 
@@ -227,6 +227,17 @@ def evaluation(data: DataConfig, ev: EvalConfig, device) -> EvaluationData:
     return EvaluationData(score=score, infer=lambda model: model(example), batch_size=len(example))
 
 
+def benchmark(data: DataConfig, ev: EvalConfig, batch_size: int, generator) -> BenchData:
+    """Random normalised images and labels at the task's resolution (step time ignores values)."""
+    res = data.resolution
+    x = torch.randn(batch_size, 3, res, res, generator=generator)
+    y = torch.randint(0, 10, (batch_size,), generator=generator)
+    example = torch.randn(ev.timing["batch_size"], 3, res, res, generator=generator)
+    return BenchData(
+        batch=(x, y), task=None, infer_input=example, infer=lambda model, inp: model(inp), infer_batch=len(example)
+    )
+
+
 def mae_to_onehot(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """A literal reading of the paper's MAE(z, G_T) for labels: |softmax(z) - onehot(y)|, averaged."""
     onehot = F.one_hot(labels, logits.shape[1]).to(logits.dtype)
@@ -253,6 +264,7 @@ TASK = Task(
     training=training,
     evaluation=evaluation,
     select=("top1_acc", "max"),
+    benchmark=benchmark,
     tables={
         "table2": lambda inp, outs: _tables().table2(inp, outs),
         "comparisons": lambda inp, outs: _tables().comparisons(inp, outs),

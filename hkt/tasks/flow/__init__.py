@@ -16,7 +16,7 @@ from functools import partial
 
 import torch
 
-from hkt.tasks import EvaluationData, Task, TrainingData
+from hkt.tasks import BenchData, EvaluationData, Task, TrainingData
 from hkt.tasks.flow import data as D
 from hkt.tasks.flow import metrics as M
 from hkt.tasks.flow import models
@@ -64,23 +64,54 @@ def _infer(model, a, b, updates: int, device, mode: str = "sintel") -> torch.Ten
     return M.unpad(flow, pads)[0].cpu()
 
 
-def training(data: DataConfig, *, batch_size: int, seed: int, device) -> TrainingData:
-    batches = D.Batches(data, batch_size=batch_size, seed=seed)
-    val = D.sintel_pairs(data.root, pass_name="clean", scenes=data.val_scenes, keep=True)
-    (a, b), _ = batches(0)
+def stage_task(data: DataConfig):
+    """The task as a training stage runs it: the stage's update count and loss decay."""
     loss = partial(sequence_loss, gamma=data.gamma)
-    stage_task = dataclasses.replace(
+    return dataclasses.replace(
         TASK,
         forward=lambda model, x: models.run(model, x, data.train_updates),
         blocks=lambda model: models.blocks(model, data.train_updates),
         task_loss=loss,
         inherit_losses={"sequence": loss},
     )
+
+
+def training(data: DataConfig, *, batch_size: int, seed: int, device) -> TrainingData:
+    batches = D.Batches(data, batch_size=batch_size, seed=seed)
+    val = D.sintel_pairs(data.root, pass_name="clean", scenes=data.val_scenes, keep=True)
+    (a, b), _ = batches(0)
     return TrainingData(
         batches=batches,
         validate=lambda child: _epe_on(child, val, data.val_updates, device),
         sample=(a[:2], b[:2]),
-        task=stage_task,
+        task=stage_task(data),
+    )
+
+
+def _random_pair(batch: int, h: int, w: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    return tuple(torch.rand(batch, 3, h, w, generator=generator) * 2 - 1 for _ in range(2))
+
+
+def _timing_infer(model, pair, *, updates: int):
+    """What evaluation times: one pair, padded as RAFT pads, at the Sintel update count."""
+    a, b = pair
+    return _infer(model, a, b, updates, a.device)
+
+
+def benchmark(data: DataConfig, ev: EvalConfig, batch_size: int, generator) -> BenchData:
+    """A training batch at the stage's crop (random images, flow and a dense valid mask) and the
+    timed evaluation pair at `timing.size`: step time does not depend on the pixel values."""
+    h, w = data.crop
+    flow = torch.randn(batch_size, 2, h, w, generator=generator) * 4
+    valid = torch.ones(batch_size, h, w, dtype=torch.bool)
+    th, tw = ev.timing["size"]
+    a, b = _random_pair(1, th, tw, generator)
+    return BenchData(
+        batch=(_random_pair(batch_size, h, w, generator), (flow, valid)),
+        task=stage_task(data),
+        infer_input=(a[0], b[0]),
+        infer=partial(_timing_infer, updates=ev.sintel_updates),
+        infer_batch=1,
     )
 
 
@@ -124,6 +155,31 @@ def evaluation(data: DataConfig, ev: EvalConfig, device) -> EvaluationData:
     return EvaluationData(score=score, infer=infer, batch_size=1)
 
 
+def kitti_test(model, data: DataConfig, ev: EvalConfig, out_dir, device) -> dict:
+    """KITTI-2015 test-set predictions as the benchmark takes them: `flow/NNNNNN_10.png`, 16-bit
+    PNGs of every pixel (formats.write_kitti_flow), at RAFT's KITTI padding and update count.
+    Zip the `flow` folder to submit it to the KITTI server; the test set has no public ground truth."""
+    from pathlib import Path
+
+    from hkt.tasks.flow import formats
+
+    dataset = D.open_dataset(data.root, "kitti", split="test")
+    if not len(dataset):
+        raise ValueError(f"{data.root}: KittiFlow/testing/image_2 holds no frame pairs to predict")
+    out = Path(out_dir) / "flow"
+    names = []
+    for k in range(len(dataset)):
+        first, second = dataset._image_list[k]
+        a, b = (D.image_tensor(image) for image in dataset[k][:2])  # test items carry no flow
+        if a.shape != b.shape:
+            formats.check_pair(first, second)
+        flow = _infer(model, a, b, ev.kitti_updates, device, mode="kitti")
+        name = Path(first).name  # NNNNNN_10.png, the benchmark's naming
+        formats.write_kitti_flow(out / name, flow.numpy())
+        names.append(name)
+    return {"dataset": "kitti-2015", "split": "test", "files": names, "updates": ev.kitti_updates}
+
+
 def prepare_data(data: DataConfig, *, allow_network: bool = True) -> dict:
     from hkt.tasks.flow import prepare
 
@@ -152,6 +208,8 @@ TASK = Task(
     training=training,
     evaluation=evaluation,
     select=("epe", "min"),
+    benchmark=benchmark,
+    exports={"kitti_test": kitti_test},
     tables={
         "table1": lambda inp, outs: _tables().table1(inp, outs),
         "ablation": lambda inp, outs: _tables().ablation(inp, outs),

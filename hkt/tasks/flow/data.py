@@ -136,11 +136,15 @@ def load_item(dataset, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return item
 
 
+def image_tensor(image) -> torch.Tensor:
+    """A PIL image as RAFT's weights expect it: (3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(np.asarray(image, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+
+
 def to_tensors(item) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(image1, image2 in [-1, 1] (3, H, W), flow (2, H, W), valid (H, W) bool) from a dataset item."""
     img1, img2, flow, valid = (item + (None,))[:4] if len(item) == 3 else item
-    a = torch.from_numpy(np.asarray(img1, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
-    b = torch.from_numpy(np.asarray(img2, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+    a, b = image_tensor(img1), image_tensor(img2)
     if a.shape != b.shape:
         raise ValueError(f"an image pair of different sizes: {tuple(a.shape)} and {tuple(b.shape)}")
     f = torch.from_numpy(np.ascontiguousarray(flow, dtype=np.float32))

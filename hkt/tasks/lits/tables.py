@@ -1,0 +1,128 @@
+"""Table 3 (LiTS) beside the paper, the comparisons, and the overlay figure: the report functions
+of the LiTS task (each takes a hkt.tasks.ReportInput)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from hkt import report  # noqa: E402
+from hkt.tasks import ReportInput  # noqa: E402
+
+COLUMNS = [
+    report.Column("dice_mean", "D-Mean (%)", 1, "lits", "test"),
+    report.Column("dice_global", "Global Dice (%)", 1, "lits", "test"),
+    report.Column("tumour_dice_mean", "Tumour Dice (%)", 1, "lits", "test"),
+    report.Column("inference_s", "Inf. (s/volume)", 2, "-", "-", suite_split="-"),
+    report.Column("params_m", "Params (M)", 3, "lits", "test", suite_split="-"),
+]
+
+
+def _with_seconds(results: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation's inference_ms per volume, also as seconds (the paper's unit)."""
+    seconds = results[results.metric == "inference_ms"].assign(
+        metric="inference_s", value=lambda d: d["value"] / 1000.0
+    )
+    return pd.concat([results, seconds], ignore_index=True)
+
+
+def table3(inp: ReportInput, outs: dict) -> pd.DataFrame:
+    spec, options = inp.spec, inp.spec["report"]["tables"]["table3"]
+    paper = inp.paper[inp.paper.table == options["paper"]]
+    ranges = []
+    for row, group in paper.groupby("row", sort=False):
+        values = dict(zip(group["metric"], group["value"], strict=True))
+        if "inference_s_min" in values:
+            ranges.append(f"{row} {values['inference_s_min']:g}–{values['inference_s_max']:g} s")
+    notes = [
+        "D-Mean: liver Dice per test case, averaged (LiTS's convention; the liver includes the tumour); "
+        "Global Dice pools every voxel of every test case; Tumour Dice averages the cases whose truth has tumour "
+        "(the paper reports only D-Mean).",
+        f"Inference: seconds per whole CT volume (sliding window of {'x'.join(map(str, spec['data']['patch']))} "
+        f"voxels, overlap {spec['evaluation']['overlap']}), median after warm-up, on the evaluation device; the "
+        f"paper gives ranges on a TITAN RTX: {'; '.join(ranges)}.",
+        f"Suite parent {spec['parent_arch']}, child {spec['child_arch']}; test cases split by patient, never "
+        "seen in training or model selection.",
+    ]
+    return report.write_paper_table(
+        inp._replace(results=_with_seconds(inp.results)),
+        outs,
+        paper=options["paper"],
+        rows=options["rows"],
+        columns=COLUMNS,
+        title="Table 3: LiTS liver segmentation",
+        caption="LiTS: H-DenseUNet parent, PocketNet child and HKT.",
+        notes=notes,
+    )
+
+
+def comparisons(inp: ReportInput, outs: dict) -> pd.DataFrame:
+    return report.comparisons_table(inp, outs)
+
+
+def overlays(inp: ReportInput, path) -> None:
+    """The same slices of test cases: image, ground truth, then parent, child and HKT predictions
+    as contours (liver green, tumour red) with each slice's liver Dice."""
+    import torch
+
+    from hkt.fields import dataclass_from
+    from hkt.models import load_checkpoint
+    from hkt.tasks.lits import data as D
+    from hkt.tasks.lits import metrics as M
+    from hkt.tasks.lits import models
+
+    spec = inp.spec
+    data = dataclass_from(D.DataConfig, spec["data"], "data")
+    cases = D.load_cases(data, "test")[:2]
+    seed = spec["seeds"][0]
+    shown = {"parent": ("parent", "default", None), "child": ("alone", "default", seed)}
+    hkt_runs = [r["run"] for r in spec["report"]["tables"]["table3"]["rows"] if r["run"].startswith("hkt/")]
+    for run in dict.fromkeys(["hkt/two_stage", *hkt_runs]):  # 2HKT where configured, then the table's HKT rows
+        if run in spec["runs"]:
+            method, variant = run.split("/")
+            shown[run] = (method, variant, seed)
+    nets = {}
+    for name, (method, variant, s) in shown.items():
+        key = next((k for k in inp.model_dirs if k[:2] == (method, variant) and (s is None or k[2] == s)), None)
+        if key is None:
+            continue
+        arch = spec["parent_arch"] if method == "parent" else spec["child_arch"]
+        model = models.build(arch)
+        load_checkpoint(model, Path(inp.model_dirs[key]) / ("parent.pt" if method == "parent" else "child.pt"))
+        nets[name] = model.eval()
+    overlap = spec["evaluation"]["overlap"]
+    fig, axes = plt.subplots(
+        len(cases), len(nets) + 2, figsize=(2.4 * (len(nets) + 2), 2.5 * len(cases)), squeeze=False
+    )
+    for row, (case, image, labels) in zip(axes, cases, strict=True):
+        z = int(np.argmax((labels > 0).sum(axis=(1, 2))))  # the slice with the most liver
+        for ax in row:
+            ax.imshow(image[z].T, cmap="gray", origin="lower")
+            ax.axis("off")
+        row[0].set_title(f"test case {case}, slice {z}", fontsize=7)
+        _contours(row[1], labels[z])
+        row[1].set_title("ground truth", fontsize=7)
+        for ax, (name, model) in zip(row[2:], nets.items(), strict=True):
+            with torch.no_grad():
+                pred = D.predict_labels(model, image, data.patch, overlap=overlap)
+            _contours(ax, pred[z])
+            ax.set_title(f"{name}\nslice liver Dice {100 * M.dice(pred[z] > 0, labels[z] > 0):.1f}%", fontsize=6)
+    fig.suptitle(
+        "LiTS overlays: liver (green) and tumour (red) contours on test slices" + report.scale_suffix(spec["scale"]),
+        fontsize=8,
+    )
+    fig.tight_layout()
+    report.save_figure(fig, path, dpi=120)
+
+
+def _contours(ax, labels: np.ndarray) -> None:
+    for value, colour in ((1, "lime"), (2, "red")):
+        mask = (labels >= value).T.astype(float)
+        if mask.any() and not mask.all():
+            ax.contour(mask, levels=[0.5], colors=colour, linewidths=0.8, origin="lower")
