@@ -28,4 +28,4 @@ bench: setup
 	$(BIN)/snakemake bench --cores 1 --forcerun bench_task  # target first: --forcerun takes several values; one job at a time
 
 clean:
-	rm -rf results/runs results/cifar10 results/tables figures/*.png logs .snakemake
+	rm -rf results/runs results/data results/cifar10 results/flow* results/lits results/exports results/tables figures/*.png logs .snakemake

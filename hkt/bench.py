@@ -205,7 +205,7 @@ def figure(table: pd.DataFrame, path: str | Path) -> None:
     from hkt.io import atomic_path
 
     configs = list(dict.fromkeys(table["config"]))
-    fig, axes = plt.subplots(2, len(configs), figsize=(5.5 * len(configs), 7), squeeze=False)
+    fig, axes = plt.subplots(2, len(configs), figsize=(max(7.0, 5.5 * len(configs)), 7.5), squeeze=False)
     for col, name in enumerate(configs):
         for row, kind in enumerate(("train_step", "inference")):
             ax, sub = axes[row][col], table[(table.config == name) & (table.kind == kind)]
@@ -235,7 +235,7 @@ def figure(table: pd.DataFrame, path: str | Path) -> None:
             ax.tick_params(axis="x", labelsize=7, rotation=20)
     fig.suptitle(
         f"{table['task'].iloc[0]}: ratios to {table['reference'].iloc[0]} (steps) and to the child (inference), "
-        f"peak memory; {table['device'].iloc[0]}, {table['threads'].iloc[0]} thread(s)",
+        f"peak memory\n{table['device'].iloc[0]}, {table['threads'].iloc[0]} thread(s), commit {table['commit'].iloc[0]}",
         fontsize=9,
     )
     fig.tight_layout()
