@@ -72,6 +72,9 @@ class Task:
     training: Callable | None = None  # (data_config, batch_size=, seed=, device=) -> TrainingData
     evaluation: Callable | None = None  # (data_config, eval_config, device) -> EvaluationData
     select: tuple[str, str] = ("accuracy", "max")  # validation metric that picks the deployed child
+    # every metric its evaluation reports -> "max" or "min" (higher or lower is better), for
+    # `hkt compare`; params_m and inference_ms (written for every task) are "min" without saying
+    metrics: Mapping[str, str] = field(default_factory=dict)
     # (data_config, eval_config, batch_size, generator) -> BenchData at the configured shapes
     benchmark: Callable | None = None
     # -- reports ------------------------------------------------------------------------------
@@ -83,6 +86,8 @@ class Task:
     exports: Mapping[str, Callable] = field(default_factory=dict)
 
     def __post_init__(self):
+        if not set(self.metrics.values()) <= set(SELECT_MODES):
+            raise ValueError(f"task {self.name}: metric directions must be among {SELECT_MODES}")
         if self.select[1] not in SELECT_MODES:
             raise ValueError(f"task {self.name}: select mode must be one of {SELECT_MODES}, got {self.select[1]!r}")
 

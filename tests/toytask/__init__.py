@@ -171,6 +171,7 @@ TASK = Task(
     training=training,
     evaluation=evaluation,
     select=("mse", "min"),
+    metrics={"mse": "min"},
     tables={"summary": summary, "comparisons": lambda inp, outs: report.comparisons_table(inp, outs)},
     figures={"mse": mse_figure},
 )

@@ -1,5 +1,6 @@
 # Configuration check, the resolved job specifications and the small input functions that the
 # other rule files share. Nothing here names a task; every task is a package plus a config block.
+import os
 import sys
 from functools import lru_cache
 
@@ -118,7 +119,7 @@ def final_targets():
     targets = []
     for task in config["tasks"]:
         targets += [f"results/{task}/metrics.csv", *report_targets(task), *export_targets(task)]
-    return targets
+    return [*targets, "results/report.html"]
 
 
 # ---------------------------------------------------------------------------------------------

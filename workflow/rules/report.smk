@@ -46,6 +46,78 @@ rule figure:
         "../scripts/figure.py"
 
 
+# One self-contained page of every table, figure, the run metadata and the discrepancy register.
+rule report_html:
+    conda:
+        "../envs/hkt.yaml"
+    input:
+        metrics=expand("results/{task}/metrics.csv", task=config["tasks"]),
+        tables=[t for task in config["tasks"] for t in report_targets(task) if t.endswith(".md")],
+        figures=[t for task in config["tasks"] for t in report_targets(task) if t.endswith(".png")],
+        register="results/discrepancies.csv",
+    output:
+        "results/report.html",
+    params:
+        tasks=lambda w: [
+            {
+                "name": task,
+                "scale": config["scale"],
+                "metrics": f"results/{task}/metrics.csv",
+                "tables": [t for t in report_targets(task) if t.endswith(".md")],
+                "figures": [t for t in report_targets(task) if t.endswith(".png")],
+            }
+            for task in config["tasks"]
+        ],
+    log:
+        "logs/report_html.log",
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    script:
+        "../scripts/report_html.py"
+
+
+# Not part of `all`: freeze the current reproduction of every task (results/frozen/<scale>/, with
+# a checksum manifest) — run it on a clean commit: `snakemake freeze --cores 1`.
+rule freeze:
+    conda:
+        "../envs/hkt.yaml"
+    input:
+        expand("results/{task}/metrics.csv", task=config["tasks"]),
+    output:
+        f"results/frozen/{config['scale']}/MANIFEST.json",
+    params:
+        python=sys.executable,
+        out=lambda w, output: os.path.dirname(output[0]),
+    log:
+        "logs/freeze.log",
+    shell:
+        "{params.python} -m hkt.compare freeze {input} --out {params.out} > {log} 2>&1"
+
+
+# Every task's results against the frozen reproduction of the same scale and against the paper
+# (`hkt compare`); outside `all`: the frozen folder exists for the scales that were frozen. The
+# frozen files are read, never inputs: no job may rewrite them as a side effect.
+rule compare:
+    conda:
+        "../envs/hkt.yaml"
+    input:
+        expand("results/{task}/metrics.csv", task=config["tasks"]),
+    output:
+        csv="results/compare/vs_frozen.csv",
+        paper="results/compare/vs_frozen_paper.csv",
+        md="results/compare/vs_frozen.md",
+    params:
+        python=sys.executable,
+        frozen=f"results/frozen/{config['scale']}",
+        out=lambda w, output: output.csv.removesuffix(".csv"),
+    log:
+        "logs/compare.log",
+    shell:
+        "{params.python} -m hkt.compare compare {input} --frozen {params.frozen} --out {params.out} > {log} 2>&1"
+
+
 # Not part of `all`: run it alone so that nothing else competes for the processor. Every task
 # block with a `bench` block in the smoke or the paper config is measured, at both scales where
 # both have one. Outputs are committed; regenerate them with `make bench`.

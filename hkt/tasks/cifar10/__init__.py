@@ -264,6 +264,7 @@ TASK = Task(
     training=training,
     evaluation=evaluation,
     select=("top1_acc", "max"),
+    metrics={"top1_acc": "max", "top1_err": "min"},
     benchmark=benchmark,
     tables={
         "table2": lambda inp, outs: _tables().table2(inp, outs),

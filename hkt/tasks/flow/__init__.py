@@ -208,6 +208,7 @@ TASK = Task(
     training=training,
     evaluation=evaluation,
     select=("epe", "min"),
+    metrics={"epe": "min", "fl_all": "min"},
     benchmark=benchmark,
     exports={"kitti_test": kitti_test},
     tables={

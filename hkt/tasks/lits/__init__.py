@@ -142,6 +142,7 @@ TASK = Task(
     training=training,
     evaluation=evaluation,
     select=("dice_mean", "max"),
+    metrics={"dice_mean": "max", "dice_global": "max", "tumour_dice_mean": "max"},
     benchmark=benchmark,
     tables={
         "table3": lambda inp, outs: _tables().table3(inp, outs),
