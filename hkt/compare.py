@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -166,8 +167,11 @@ def compare_runs(new: pd.Series, old: pd.Series, *, better: str, n_boot: int = 1
     stats_out["paired_n"] = len(shared)
     if min(len(a), len(b)) >= 2:
         stats_out["ci_low"], stats_out["ci_high"] = bootstrap_interval(a, b, n_boot=n_boot, seed=seed)
-        welch = stats.ttest_ind(a, b, equal_var=False)
-        stats_out.update(welch_t=float(welch.statistic), welch_p=float(welch.pvalue), hedges_g=hedges_g(a, b))
+        if a.var() + b.var() > 0:  # two constant samples leave t undefined: no test rather than a warning
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # scipy's precision note on near-equal data
+                welch = stats.ttest_ind(a, b, equal_var=False)
+            stats_out.update(welch_t=float(welch.statistic), welch_p=float(welch.pvalue), hedges_g=hedges_g(a, b))
         stats_out["noise"] = pooled_std(a, b)
         if abs(out["diff"]) <= stats_out["noise"]:
             verdict = "within noise"
@@ -178,7 +182,9 @@ def compare_runs(new: pd.Series, old: pd.Series, *, better: str, n_boot: int = 1
     if len(shared) >= 2:
         diffs = new[shared].to_numpy(float) - old[shared].to_numpy(float)
         if np.ptp(diffs) > 1e-12 * max(1.0, np.abs(diffs).max()):  # identical differences: t undefined
-            paired = stats.ttest_rel(new[shared].to_numpy(float), old[shared].to_numpy(float))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                paired = stats.ttest_rel(new[shared].to_numpy(float), old[shared].to_numpy(float))
             stats_out.update(paired_t=float(paired.statistic), paired_p=float(paired.pvalue))
     return {**out, **stats_out, "verdict": verdict}
 
@@ -272,7 +278,8 @@ def paper_rows_from_config(cfg: dict) -> dict:
     for task, block in cfg["tasks"].items():
         for table in block["report"]["tables"].values():
             for row in table.get("rows", []):
-                rows.setdefault((task, row["run"]), (table["paper"], row["paper"], row.get("training", "-")))
+                run = "parent/default" if row["run"] == "parent" else row["run"]  # as results name it
+                rows.setdefault((task, run), (table["paper"], row["paper"], row.get("training", "-")))
     return rows
 
 
