@@ -94,7 +94,7 @@ def trained(tmp_path_factory, tiny_data):
     return cfg, cfg_path, root / "parent" / "parent.pt", root / "child"
 
 
-COPY = ["Snakefile", "workflow", "config", "data/MANIFEST.yaml", "results/paper"]
+COPY = ["Snakefile", "workflow", "config", "data/MANIFEST.yaml", "results/paper", "results/discrepancies.csv"]
 
 
 def workflow_copy(work: Path) -> Path:
