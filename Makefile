@@ -25,7 +25,7 @@ lint: setup  # style (ruff: lint and format) and the DAG's own linter, before an
 	$(BIN)/snakemake --lint
 
 bench: setup
-	$(BIN)/snakemake bench --cores 1 --forcerun bench_task  # target first: --forcerun takes several values; one job at a time
+	$(BIN)/snakemake bench --cores 1 --forcerun bench_task bench_ga  # target first: --forcerun takes several values; one job at a time
 
 clean:
 	rm -rf results/runs results/data results/cifar10 results/flow* results/lits results/exports results/tables figures/*.png logs .snakemake

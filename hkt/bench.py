@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -36,8 +35,8 @@ from hkt.fields import dataclass_from
 from hkt.methods import load_method, make_params
 from hkt.runmeta import device_name, git_commit, pick_device
 from hkt.schedule import Schedule
-from hkt.tasks import get_task
-from hkt.train import _to
+from hkt.tasks import build_model, get_task
+from hkt.train import _to, step_function
 
 INFERENCE = ("parent", "child")  # pseudo-runs: inference of the two architectures
 
@@ -74,43 +73,45 @@ def _timed(fn, *, steps: int, warmup: int, device: torch.device) -> list[float]:
     return times
 
 
+SWITCHES = ("channels_last", "bf16", "compile")  # Schedule switches that `bench.switches` may name
+
+
 def measure_step(config_path: str, task_name: str, run: str, *, steps: int, warmup: int, threads: int) -> dict:
-    """Median step time and peak memory of one run's last training stage."""
+    """Median step time and peak memory of one run's last training stage; `run` may carry speed
+    switches to turn on, `method/variant+switch+...`."""
     cfg, t, task, ev, device = _setup(config_path, task_name, threads)
-    method, variant = run.split("/")
+    name, *switches = run.split("+")
+    method, variant = name.split("/")
     spec = C.run_specs(cfg, task_name, method, variant, 0)[-1]
     module = load_method(spec["module"])
     params = make_params(module, spec["params"])
-    schedule = dataclass_from(Schedule, spec["schedule"], "schedule")
+    schedule = dataclass_from(Schedule, {**spec["schedule"], **{k: True for k in switches}}, "schedule")
     batch_size = t["bench"].get("batch_size") or schedule.batch_size
     overrides = t["bench"].get("data") or {}
     data = C.task_config(task, {**spec["data"], **overrides}, f"tasks.{task_name}.bench.data")
     bench = task.benchmark(data, ev, batch_size, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
-    child = task.build_model(spec["arch"])
-    parent = task.build_model(spec["parent_arch"]) if module.NEEDS_PARENT else None
+    child = build_model(task, spec["arch"])
+    parent = build_model(task, spec["parent_arch"]) if module.NEEDS_PARENT else None
     x, y = bench.batch
     objective = module.build(child, parent, bench.task or task, params, _first(x, 2)).to(device).train()
-    x, y = _to(x, device), _to(y, device)
     trainable = [p for p in objective.parameters() if p.requires_grad]
     optimizer = schedule.make_optimizer(trainable)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if schedule.bf16 else nullcontext()
+    step = step_function(objective, objective, trainable, optimizer, schedule, device)
+    x, y = _to(x, device), _to(y, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-    def step():
-        with autocast:
-            loss, _ = objective(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if schedule.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(trainable, schedule.grad_clip)
-        optimizer.step()
-
-    times = _timed(step, steps=steps, warmup=warmup, device=device)
+    times = _timed(lambda: step(x, y), steps=steps, warmup=warmup, device=device)
     shape = tuple((x[0] if isinstance(x, tuple) else x).shape)
     return _row(
-        times, device, kind="train_step", run=run, batch_size=batch_size, input_shape=shape, stage=spec["stage"]
+        times,
+        device,
+        kind="train_step",
+        run=name,
+        switch="+".join(switches) or "-",
+        batch_size=batch_size,
+        input_shape=shape,
+        stage=spec["stage"],
     )
 
 
@@ -123,14 +124,103 @@ def measure_inference(config_path: str, task_name: str, role: str, *, steps: int
     data = C.task_config(task, {**C.resolved_data(cfg, task_name, t["data"]), **overrides}, f"tasks.{task_name}.data")
     bench = task.benchmark(data, ev, 1, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
-    model = task.build_model(arch).to(device).eval()
+    model = build_model(task, arch).to(device).eval()
     inp = _to(bench.infer_input, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = _timed(lambda: bench.infer(model, inp), steps=steps, warmup=warmup, device=device)
     times = [s / bench.infer_batch for s in times]
     shape = tuple((inp[0] if isinstance(inp, tuple) else inp).shape)
-    return _row(times, device, kind="inference", run=role, batch_size=bench.infer_batch, input_shape=shape, stage="-")
+    return _row(
+        times,
+        device,
+        kind="inference",
+        run=role,
+        switch="-",
+        batch_size=bench.infer_batch,
+        input_shape=shape,
+        stage="-",
+    )
+
+
+# GA against the feature-map size: square maps of these sides (256 x 256 = 65,536 tokens), c = 32
+GA_SIDES = (16, 32, 64, 128, 256)
+GA_CHANNELS = 32
+
+
+def measure_ga(side: int, channels: int, *, threads: int) -> dict:
+    """Time and peak memory of Genetic Attention's forward and backward pass on one
+    (1, channels, side, side) pair; memory is the growth over the process before the tensors
+    existed (CPU: peak resident set; CUDA: peak allocated)."""
+    from hkt.attention import genetic_attention
+
+    torch.set_num_threads(threads)
+    device = pick_device("auto")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    before = _peak_mb(device)
+    g = torch.Generator().manual_seed(0)
+    q, v = (torch.randn(1, channels, side, side, generator=g).to(device).requires_grad_() for _ in range(2))
+    repeats = max(1, min(5, 2**22 // side**2))  # ~4 million token-passes; one pass at 256 x 256
+
+    def run():
+        genetic_attention(q, v).square().sum().backward()
+
+    times = _timed(run, steps=repeats, warmup=1 if side <= 128 else 0, device=device)
+    grown = _peak_mb(device) - before
+    return {
+        "side": side,
+        "tokens": side * side,
+        "channels": channels,
+        "median_ms": 1000 * statistics.median(times),
+        "repeats": repeats,
+        "peak_growth_mb": grown,
+        "kb_per_token": 1024 * grown / (side * side),
+        "device": device_name(device),
+        "threads": threads,
+        "torch": torch.__version__,
+    }
+
+
+def run_ga(*, threads: int, sides=GA_SIDES, channels: int = GA_CHANNELS, log=print) -> pd.DataFrame:
+    rows, commit = [], git_commit()
+    for side in sides:
+        row = _in_subprocess_args(["--one-ga", str(side), str(channels), str(threads)])
+        log(f"GA {side}x{side} (c={channels}): {row['median_ms']:.0f} ms, +{row['peak_growth_mb']:.0f} MB")
+        rows.append({**row, "commit": commit})
+    return pd.DataFrame(rows)
+
+
+def ga_figure(table: pd.DataFrame, path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hkt.io import atomic_path
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    n = table["tokens"].to_numpy(dtype=float)
+    left.loglog(n, table["median_ms"], "o-", label="measured")
+    left.loglog(n, table["median_ms"].iloc[-1] * (n / n[-1]) ** 2, ":", label="∝ tokens²")
+    left.set(xlabel="tokens (side²)", ylabel="forward + backward (ms)", title="time")
+    right.loglog(n, table["peak_growth_mb"].clip(lower=1e-3), "o-", label="measured")
+    right.loglog(n, table["peak_growth_mb"].iloc[-1] * n / n[-1], ":", label="∝ tokens")
+    right.loglog(n, 4 * n**2 / 2**20, "--", label="one N×N fp32 matrix")
+    right.set(xlabel="tokens (side²)", ylabel="peak memory growth (MB)", title="memory")
+    for ax in (left, right):
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    first = table.iloc[0]
+    fig.suptitle(
+        f"Genetic Attention (eq. 2) on (1, {first.channels}, side, side) maps: {first.device}, "
+        f"{first.threads} thread(s), torch {first.torch}, commit {first.commit}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, format="png")
+    plt.close(fig)
 
 
 def _row(times: list[float], device: torch.device, **fields) -> dict:
@@ -147,9 +237,11 @@ def _row(times: list[float], device: torch.device, **fields) -> dict:
 
 
 def _in_subprocess(args: list[str]) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "hkt.bench", "--one", *args], capture_output=True, text=True, check=False
-    )
+    return _in_subprocess_args(["--one", *args])
+
+
+def _in_subprocess_args(args: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "hkt.bench", *args], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"bench measurement {args} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -165,12 +257,17 @@ def run(config_paths: list[str], task_name: str, *, threads: int, log=print) -> 
             continue
         opts = {"steps": t["bench"].get("steps", 20), "warmup": t["bench"].get("warmup", 3)}
         measured = []
-        for name in [*t["bench"]["runs"], *INFERENCE]:
+        switched = [
+            f"{run}+{switch}"
+            for run in t["bench"].get("switch_runs") or t["bench"]["runs"][:1]
+            for switch in t["bench"].get("switches", [])
+        ]
+        for name in [*t["bench"]["runs"], *INFERENCE, *switched]:
             common = [path, task_name, name, str(opts["steps"]), str(opts["warmup"]), str(threads)]
             row = _in_subprocess(common)
             log(f"{Path(path).name} {task_name} {name}: {row['median_ms']:.1f} ms, peak {row['peak_mb']:.0f} MB")
             measured.append(row)
-        steps = {r["run"]: r["median_ms"] for r in measured if r["kind"] == "train_step"}
+        steps = {r["run"]: r["median_ms"] for r in measured if r["kind"] == "train_step" and r["switch"] == "-"}
         first = t["bench"]["runs"][0]
         for row in measured:
             row.update(
@@ -184,7 +281,10 @@ def run(config_paths: list[str], task_name: str, *, threads: int, log=print) -> 
                 torch=torch.__version__,
                 commit=commit,
             )
-            if row["kind"] == "train_step":
+            if row["kind"] == "train_step" and row["switch"] != "-":  # against the same run without it
+                row["reference"] = row["run"]
+                row["ratio"] = row["median_ms"] / steps[row["run"]]
+            elif row["kind"] == "train_step":
                 row["reference"] = first
                 row["ratio"] = row["median_ms"] / steps[first]
             else:
@@ -205,12 +305,28 @@ def figure(table: pd.DataFrame, path: str | Path) -> None:
     from hkt.io import atomic_path
 
     configs = list(dict.fromkeys(table["config"]))
-    fig, axes = plt.subplots(2, len(configs), figsize=(max(7.0, 5.5 * len(configs)), 7.5), squeeze=False)
+    if "switch" not in table:
+        table = table.assign(switch="-")
+    panels = [("train_step", "training step"), ("inference", "inference per input")]
+    if (table["switch"] != "-").any():
+        panels.append(("switch", "training step with a speed switch (ratio to the same run without)"))
+    fig, axes = plt.subplots(
+        len(panels), len(configs), figsize=(max(7.0, 5.5 * len(configs)), 3.8 * len(panels)), squeeze=False
+    )
     for col, name in enumerate(configs):
-        for row, kind in enumerate(("train_step", "inference")):
-            ax, sub = axes[row][col], table[(table.config == name) & (table.kind == kind)]
+        for row, (kind, what) in enumerate(panels):
+            ax = axes[row][col]
+            if kind == "switch":
+                sub = table[(table.config == name) & (table.switch != "-")]
+                labels = sub["run"] + "\n+" + sub["switch"]
+            else:
+                sub = table[(table.config == name) & (table.kind == kind) & (table.switch == "-")]
+                labels = sub["run"]
+            if sub.empty:
+                ax.set_visible(False)
+                continue
             bars = ax.bar(
-                sub["run"],
+                labels,
                 sub["median_ms"],
                 yerr=[sub["median_ms"] - sub["q1_ms"], sub["q3_ms"] - sub["median_ms"]],
                 capsize=4,
@@ -226,7 +342,6 @@ def figure(table: pd.DataFrame, path: str | Path) -> None:
                     textcoords="offset points",
                 )
             first = sub.iloc[0]
-            what = "training step" if kind == "train_step" else "inference per input"
             ax.set_title(
                 f"{name}: {what}\n{first.child} child, {first.parent} parent, input {first.input_shape}", fontsize=8
             )
@@ -247,6 +362,8 @@ def figure(table: pd.DataFrame, path: str | Path) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", nargs=6, metavar=("CONFIG", "TASK", "RUN", "STEPS", "WARMUP", "THREADS"))
+    parser.add_argument("--one-ga", nargs=3, metavar=("SIDE", "CHANNELS", "THREADS"))
+    parser.add_argument("--ga", action="store_true", help="Genetic Attention against the feature-map size")
     parser.add_argument("--config", action="append", help="config file (repeatable)")
     parser.add_argument("--task")
     parser.add_argument("--out")
@@ -258,6 +375,21 @@ def main(argv=None) -> None:
         kw = {"steps": int(steps), "warmup": int(warmup), "threads": int(threads)}
         fn = measure_inference if name in INFERENCE else measure_step
         print(json.dumps(fn(path, task_name, name, **kw)))
+        return
+    if args.one_ga:
+        side, channels, threads = map(int, args.one_ga)
+        print(json.dumps(measure_ga(side, channels, threads=threads)))
+        return
+    if args.ga:
+        if not args.out:
+            parser.error("--out is required")
+        table = run_ga(threads=args.threads)
+        from hkt.io import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            table.to_csv(tmp, index=False)
+        if args.figure:
+            ga_figure(table, args.figure)
         return
     if not (args.config and args.task and args.out):
         parser.error("--config, --task and --out are required")

@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from hkt.io import atomic_write_json, atomic_write_text, file_digest
-from hkt.report import paper_dataset
+from hkt.report import paper_dataset, read_paper
 from hkt.tasks import get_task
 
 REQUIRED = ("task", "method", "variant", "dataset", "split", "metric", "seed", "value", "scale")
@@ -278,6 +278,8 @@ def paper_rows_from_config(cfg: dict) -> dict:
     for task, block in cfg["tasks"].items():
         for table in block["report"]["tables"].values():
             for row in table.get("rows", []):
+                if row["run"] is None:  # a printed row the suite does not reproduce
+                    continue
                 run = "parent/default" if row["run"] == "parent" else row["run"]  # as results name it
                 rows.setdefault((task, run), (table["paper"], row["paper"], row.get("training", "-")))
     return rows
@@ -406,13 +408,20 @@ def load_frozen(frozen_dir: str | Path) -> pd.DataFrame:
 # Command line
 # ---------------------------------------------------------------------------------------------
 def main(argv=None) -> None:
+    from hkt import config as C
+
     parser = argparse.ArgumentParser(prog="hkt", description="HKT suite: compare results and freeze reproductions")
     sub = parser.add_subparsers(dest="command", required=True)
     cmp_ = sub.add_parser("compare", help="new results against the frozen reproduction and the paper")
     cmp_.add_argument("results", nargs="+", help="results CSVs (long format, as the DAG writes them)")
     cmp_.add_argument("--frozen", default="results/frozen/smoke", help="folder of frozen results with MANIFEST.json")
     cmp_.add_argument("--config", default="config/config.yaml", help="maps runs to the paper's rows")
-    cmp_.add_argument("--paper", default="results/paper/results.csv")
+    cmp_.add_argument(
+        "--paper",
+        nargs="+",
+        default=list(C.PAPER_FILES),
+        help="printed numbers: the paper's transcription and the literature's",
+    )
     cmp_.add_argument("--out", help="write <out>.csv, <out>_paper.csv and <out>.md")
     cmp_.add_argument("--bootstrap", type=int, default=10_000)
     frz = sub.add_parser("freeze", help="freeze results CSVs with a checksum manifest")
@@ -424,11 +433,10 @@ def main(argv=None) -> None:
         manifest = freeze(args.results, args.out, allow_dirty=args.allow_dirty)
         print(f"froze {', '.join(manifest['files'])} into {args.out}")
         return
-    from hkt import config as C
-
     new = pd.concat([read_results(p) for p in args.results], ignore_index=True)
     rows = paper_rows_from_config(C.load(args.config)) if Path(args.config).exists() else {}
-    paper = pd.read_csv(args.paper) if Path(args.paper).exists() else None
+    present = [p for p in args.paper if Path(p).exists()]
+    paper = read_paper(present) if present else None
     against, vs_paper = compare(new, load_frozen(args.frozen), paper=paper, paper_rows=rows, n_boot=args.bootstrap)
     print(terminal(against))
     if args.out:

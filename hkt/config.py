@@ -26,7 +26,7 @@ import yaml
 from hkt.fields import dataclass_from
 from hkt.methods import load_method, make_params
 from hkt.schedule import Schedule
-from hkt.tasks import get_task
+from hkt.tasks import build_model, get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -38,6 +38,11 @@ SINGLE_STAGE = "main"  # the name of the one stage of a schedule given as a mapp
 
 class ConfigError(ValueError):
     pass
+
+
+# The printed numbers that tables are set beside: the HKT paper's transcription, and the
+# literature's (other papers' numbers in the same columns, e.g. the CIFAR-100 rows).
+PAPER_FILES = ("results/paper/results.csv", "results/paper/literature.csv")
 
 
 def load(path: str | Path) -> dict:
@@ -91,10 +96,15 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
         raise ValueError(f"{key}.module: {err}") from err
     for role in ("parent", "child"):
         try:
-            task.build_model(task_cfg[role]["arch"])
+            build_model(task, task_cfg[role]["arch"])
         except ValueError as err:
             raise ValueError(f"{key}.{role}.arch: {err}") from err
     task_config(task, task_cfg["data"], f"{key}.data")
+    if task.check_config:
+        try:
+            task.check_config(task_cfg)
+        except ValueError as err:
+            raise ValueError(f"{key}.{err}") from err
     dataclass_from(task.eval_config, task_cfg["evaluation"], f"{key}.evaluation")
     for where in (("parent", "train"), ("child", "train"), ("child", "finetune")):
         names = [stage["name"] for stage in stages(task_cfg[where[0]][where[1]])]
@@ -131,6 +141,18 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
             _run_params(cfg, task_name, method_name, variant),
             key=f"methods.{method_name}.variants.{variant}.params (with {key}.method_params)",
         )
+        arch = run_arch(cfg, task_name, method_name, variant)
+        if arch != task_cfg["child"]["arch"]:
+            where = "variants." + variant if "arch" in method["variants"][variant] else "arch"
+            try:
+                build_model(task, arch)
+            except ValueError as err:
+                raise ValueError(f"methods.{method_name}.{where} ({arch!r} for {key}): {err}") from err
+            if run_init(cfg, method_name, variant) == "child":
+                raise ValueError(
+                    f"methods.{method_name}.{where}: a run that deploys its own architecture cannot "
+                    f"start from the trained child ({task_cfg['child']['arch']}); use init: scratch"
+                )
         if hasattr(params, "check_task"):
             try:
                 params.check_task(task)
@@ -139,6 +161,9 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
     for i, run in enumerate((task_cfg.get("bench") or {}).get("runs", [])):
         if run not in task_cfg["runs"]:
             raise ValueError(f"{key}.bench.runs[{i}]: {run!r} is not in {key}.runs")
+    for i, run in enumerate((task_cfg.get("bench") or {}).get("switch_runs", [])):
+        if run not in task_cfg["bench"]["runs"]:
+            raise ValueError(f"{key}.bench.switch_runs[{i}]: {run!r} is not in {key}.bench.runs")
     uses_child = [r for r in task_cfg["runs"] if run_init(cfg, *r.split("/")) == "child"]
     if uses_child and run_init(cfg, *CHILD_RUN) != "scratch":
         raise ValueError(
@@ -161,7 +186,9 @@ def _validate_report(task, task_cfg: dict, key: str) -> None:
             raise ValueError(
                 f"{key}.report.tables.{name}: the {task.name} task makes no such table; it makes {sorted(task.tables)}"
             )
-        named = [(f"rows[{i}].run", row["run"]) for i, row in enumerate(table.get("rows", []))]
+        named = [
+            (f"rows[{i}].run", row["run"]) for i, row in enumerate(table.get("rows", [])) if row["run"] is not None
+        ]
         named += [(f"controls[{i}]", run) for i, run in enumerate(table.get("controls", []))]
         named += [(f"runs.{role}", run) for role, run in (table.get("runs") or {}).items()]
         for where, run in named:
@@ -251,6 +278,23 @@ def run_init(cfg: dict, method: str, variant: str) -> str | None:
     if m is None or variant not in m["variants"]:
         return None
     return m["variants"][variant].get("init", m.get("init", "scratch"))
+
+
+def run_arch(cfg: dict, task: str, method: str, variant: str) -> str:
+    """The architecture a run deploys: the variant's or method's `arch` (with `{parent}` and
+    `{child}` replaced by the task's), else the task's child architecture."""
+    t, m = cfg["tasks"][task], cfg["methods"][method]
+    arch = m["variants"][variant].get("arch", m.get("arch"))
+    if arch is None:
+        return t["child"]["arch"]
+    return arch.replace("{parent}", t["parent"]["arch"]).replace("{child}", t["child"]["arch"])
+
+
+def run_schedule(cfg: dict, method: str, variant: str) -> str:
+    """`train` or `finetune`: the child schedule a run follows (by default, as its init says)."""
+    m = cfg["methods"][method]
+    default = "finetune" if run_init(cfg, method, variant) == "child" else "train"
+    return m["variants"][variant].get("schedule", m.get("schedule", default))
 
 
 def runs(cfg: dict, task: str) -> list[tuple[str, str]]:
@@ -369,7 +413,7 @@ def run_specs(cfg: dict, task: str, method: str, variant: str, seed: int, manife
         "module": m["module"],
         "params": resolved(make_params(module, _run_params(cfg, task, method, variant))),
         "init": init,
-        "arch": t["child"]["arch"],
+        "arch": run_arch(cfg, task, method, variant),
         "needs_parent": module.NEEDS_PARENT,
     }
     upstream = {}
@@ -378,7 +422,7 @@ def run_specs(cfg: dict, task: str, method: str, variant: str, seed: int, manife
         upstream["parent"] = config_hash(parent_specs(cfg, task, manifest)[-1])
     if init == "child":
         upstream["init"] = config_hash(run_specs(cfg, task, *CHILD_RUN, seed, manifest)[-1])
-    return _staged(cfg, task, base, t["data"], t["child"]["finetune" if init == "child" else "train"], upstream)
+    return _staged(cfg, task, base, t["data"], t["child"][run_schedule(cfg, method, variant)], upstream)
 
 
 def data_spec(cfg: dict, task: str) -> dict:

@@ -27,7 +27,7 @@ from hkt.methods import load_method, make_params
 from hkt.models import count_parameters, load_checkpoint, save_checkpoint
 from hkt.runmeta import device_name, pick_device, run_metadata
 from hkt.schedule import Schedule
-from hkt.tasks import get_task
+from hkt.tasks import build_model, get_task
 from hkt.timing import inference_ms_per_input
 from hkt.train import CHECKPOINT, TrainResult, train
 
@@ -118,7 +118,7 @@ def obtain_parent(
     out_dir, task = Path(out_dir), task_of(spec)
     device = setup(spec, threads)
     path = published_checkpoint(spec["published"], spec["checkpoint"], allow_network=allow_network)
-    model = task.build_model(spec["arch"])
+    model = build_model(task, spec["arch"])
     record = load_checkpoint(model, path)
     data = task.training(C.task_config(task, spec["data"], "data"), batch_size=1, seed=spec["seed"], device=device)
     best = {"step": None, **data.validate(model.to(device))}
@@ -159,7 +159,7 @@ def train_stage(
     continues = spec["stage"] != spec["stages"][0]
 
     torch.manual_seed(spec["seed"])
-    child = task.build_model(spec["arch"])
+    child = build_model(task, spec["arch"])
     if (continues or spec["init"] == "child") and init_path is None:
         raise ValueError(f"{_name(spec)} starts from another model, but no init_path was given")
     if spec["init"] == "child" and not continues:
@@ -168,7 +168,7 @@ def train_stage(
     if module.NEEDS_PARENT:
         if parent_path is None:
             raise ValueError(f"{_name(spec)} needs the parent, but no parent_path was given")
-        parent = task.build_model(spec["parent_arch"])
+        parent = build_model(task, spec["parent_arch"])
         load_checkpoint(parent, parent_path)
     schedule = dataclass_from(Schedule, spec["schedule"], "schedule")
     data = task.training(
@@ -315,7 +315,7 @@ def evaluate(
         model_dir = Path(model_dir)
         meta = json.loads((model_dir / "meta.json").read_text())
         check_recorded(meta, current, f"{spec['task']} {method}/{variant} seed {seed} ({model_dir})")
-        model = task.build_model(current["arch"])
+        model = build_model(task, current["arch"])
         load_checkpoint(model, model_dir / WEIGHTS[current["role"]])
         base = {**common, "method": method, "variant": variant, "seed": seed, **{k: meta[k] for k in META_COLUMNS}}
         scored = score(model, meta["selected"][metric])
@@ -327,7 +327,7 @@ def evaluate(
     if spec["published"]:
         val = task.training(data, batch_size=1, seed=0, device=device).validate
     for name, entry in spec["published"].items():
-        model = task.build_model(entry["arch"])
+        model = build_model(task, entry["arch"])
         load_checkpoint(model, published_checkpoint(name, entry, allow_network=allow_network))
         meta = run_metadata(config_hash=C.config_hash(entry), seed=None, device=device, scale=spec["scale"])
         base = {**common, "method": "published", "variant": name, "seed": -1, **{k: meta[k] for k in META_COLUMNS}}
@@ -353,7 +353,7 @@ def export(spec: dict, name: str, model_dir: str | Path, current: dict, out_dir:
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     meta = json.loads((model_dir / "meta.json").read_text())
     check_recorded(meta, current, f"{spec['task']} export {name} ({model_dir})")
-    model = task.build_model(current["arch"])
+    model = build_model(task, current["arch"])
     load_checkpoint(model, model_dir / WEIGHTS[current["role"]])
     staging = out_dir.with_name(out_dir.name + ".partial")
     if staging.exists():  # left by a killed job

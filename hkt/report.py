@@ -351,6 +351,13 @@ def comparisons_table(inp, outs: dict) -> pd.DataFrame:
     return table
 
 
+def read_paper(paths) -> pd.DataFrame:
+    """The printed numbers tables are set beside: the HKT paper's transcription and the
+    literature's (other papers' numbers, e.g. the CIFAR-100 rows), in one frame."""
+    paths = [paths] if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__") else list(paths)
+    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+
+
 def report_input(spec: dict, metrics_csv, paper_csv, model_dirs: dict | None = None):
     """The ReportInput of a table or figure job, and the task that makes it."""
     from pathlib import Path
@@ -361,7 +368,7 @@ def report_input(spec: dict, metrics_csv, paper_csv, model_dirs: dict | None = N
     inp = ReportInput(
         spec=spec,
         results=pd.read_csv(metrics_csv),
-        paper=pd.read_csv(paper_csv),
+        paper=read_paper(paper_csv),
         curves=curves,
         model_dirs=dict(model_dirs or {}),
     )

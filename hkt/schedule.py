@@ -38,7 +38,12 @@ class Schedule:
     div_factor: float = 25.0  # onecycle: starts at lr / div_factor ...
     final_div_factor: float = 1e4  # ... and ends at lr / (div_factor * final_div_factor)
     grad_clip: float | None = None  # max global gradient norm (RAFT: 1.0); None = no clipping
+    # Speed switches (make bench measures each; tests/test_speed_switches.py checks each keeps
+    # training equal within its stated tolerance). Defaults: exact, portable, and fastest on a CPU.
     bf16: bool = False  # bf16 autocast for forward and loss (CUDA or CPU)
+    channels_last: bool = False  # NHWC memory layout of the models and 4-D inputs (convolutions on GPUs)
+    compile: bool = False  # torch.compile the training objective (pays on long GPU runs; minutes to compile)
+    sync_every: int = 1  # read the loss on the host (and check it for NaN/inf) every k steps
     eval_every: int = 100
     checkpoint_every: int = 100
 
@@ -55,6 +60,8 @@ class Schedule:
             raise ValueError(
                 f"onecycle needs pct_start * steps >= 2 to rise at all, got {self.pct_start * self.steps:g}"
             )
+        if self.sync_every < 1:
+            raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be > 0 or null, got {self.grad_clip}")
 

@@ -17,6 +17,7 @@ Guarantees:
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -90,38 +91,36 @@ def train(
         log(f"resumed from {ckpt_path} at step {state['step']}")
 
     method.train()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if schedule.bf16 else nullcontext()
+    train_step = step_function(method, model, params, optimizer, schedule, device)
     started = time.perf_counter() - state["seconds"]
     installed_here = signals.catch()  # job scripts catch from their first line; tests from here
+    # The losses since the last host read, summed on the device: reading a CUDA value waits for
+    # the queued kernels, so the loss is read (and checked for NaN/inf) every `sync_every` steps
+    # and at every evaluation and checkpoint, not after each step.
+    pending, n_pending = None, 0
     try:
         for step in range(state["step"], schedule.steps):
             x, y = batches(step)
             if world > 1:
                 x, y = _shard(x, rank, world), _shard(y, rank, world)
-            with autocast:
-                loss, parts = model(_to(x, device), _to(y, device))
-            # agreed before backward: a rank that stopped alone would leave the others in an all-reduce
-            (nonfinite,) = _agree([not torch.isfinite(loss).item()], world, device)
-            if nonfinite:
-                detail = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
-                raise FloatingPointError(
-                    f"non-finite loss {loss.item()} at step {step} ({detail}) on rank "
-                    f"{rank} or another; stopping without writing results"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if schedule.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, schedule.grad_clip)
-            optimizer.step()
+            loss, parts = train_step(x, y)
             scheduler.step()
-            state["window"][0] += loss.item()
-            state["window"][1] += 1
+            pending = loss.detach().double() if pending is None else pending + loss.detach().double()
+            n_pending += 1
             state["step"] = done = step + 1
 
-            if rank == 0 and (done % schedule.eval_every == 0 or done == schedule.steps):
+            evaluate_now = done % schedule.eval_every == 0 or done == schedule.steps
+            checkpoint_now = done % schedule.checkpoint_every == 0 and done < schedule.steps
+            if done % schedule.sync_every == 0 or evaluate_now or checkpoint_now:
+                _read_losses(pending, n_pending, state, world, device, step, loss, parts, rank)
+                pending, n_pending = None, 0
+            if rank == 0 and evaluate_now:
                 _evaluate(method, validate, state, select, optimizer, log)
             (stop_requested,) = _agree([signals.requested() is not None], world, device)
-            if rank == 0 and (stop_requested or (done % schedule.checkpoint_every == 0 and done < schedule.steps)):
+            if stop_requested and pending is not None:
+                _read_losses(pending, n_pending, state, world, device, step, loss, parts, rank)
+                pending, n_pending = None, 0
+            if rank == 0 and (stop_requested or checkpoint_now):
                 state["seconds"] = time.perf_counter() - started
                 _save(ckpt_path, method, optimizer, scheduler, state, config_hash, schedule)
             if stop_requested:
@@ -142,6 +141,45 @@ def train(
     )
 
 
+def _read_losses(pending, n_pending, state, world, device, step, loss, parts, rank) -> None:
+    """Read the losses summed on the device since the last read into the curve's window; stop
+    on NaN or inf (agreed by all ranks: a rank that stopped alone would leave the others in an
+    all-reduce)."""
+    total = pending.item()
+    (nonfinite,) = _agree([not math.isfinite(total)], world, device)
+    if nonfinite:
+        detail = ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
+        raise FloatingPointError(
+            f"non-finite loss in steps {step + 1 - n_pending}-{step} (last: {loss.item()}, {detail}) "
+            f"on rank {rank} or another; stopping without writing results"
+        )
+    state["window"][0] += total
+    state["window"][1] += n_pending
+
+
+def step_function(method: Method, model, params: list, optimizer, schedule: Schedule, device) -> Callable:
+    """The optimisation step of a stage with its speed switches applied: (x, y) -> (loss, parts),
+    the loss left on the device. `model` is the method or its DistributedDataParallel wrapper.
+    `make bench` times this same function."""
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if schedule.bf16 else nullcontext()
+    if schedule.channels_last:
+        method.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if schedule.compile else model
+
+    def step(x, y):
+        x = _to(x, device, channels_last=schedule.channels_last)
+        with autocast:
+            loss, parts = forward(x, _to(y, device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if schedule.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, schedule.grad_clip)
+        optimizer.step()
+        return loss, parts
+
+    return step
+
+
 def _agree(flags: list[bool], world: int, device) -> list[bool]:
     """True for a flag if any rank raised it (one small all-reduce per step)."""
     if world == 1:
@@ -158,10 +196,13 @@ def _shard(value, rank: int, world: int):
     return type(value)(_shard(v, rank, world) for v in value)
 
 
-def _to(value, device):
+def _to(value, device, *, channels_last: bool = False):
     if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    return type(value)(_to(v, device) for v in value)
+        value = value.to(device, non_blocking=True)
+        if channels_last and value.dim() == 4:
+            value = value.contiguous(memory_format=torch.channels_last)
+        return value
+    return type(value)(_to(v, device, channels_last=channels_last) for v in value)
 
 
 def _evaluate(method, validate, state, select, optimizer, log):

@@ -117,3 +117,15 @@ def dag(tmp_path_factory):
     print(f"default DAG wall time: {time.perf_counter() - started:.0f} s")
     assert out.returncode == 0, out.stderr[-5000:]
     return work
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """Write a Python module into an importable folder; returns its name."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write(name, source):
+        (tmp_path / f"{name}.py").write_text(source)
+        return name
+
+    return write

@@ -57,6 +57,28 @@ def mutate(cfg, path, value):
 BAD = [
     (("methods", "kd", "module"), "baselines.nonexistent", r"methods\.kd\.module: cannot import"),
     (
+        ("methods", "inhernet", "arch"),
+        "baselines.nowhere:{parent}",
+        r"methods\.inhernet\.arch \('baselines\.nowhere:resnet20' for tasks\.cifar10\): .*cannot import",
+    ),
+    (
+        ("methods", "inhernet", "arch"),
+        "baselines.inhernet:{parent}@heads=2",
+        r"methods\.inhernet\.arch .*give exactly one of budget=<arch> or rank=<fraction>",
+    ),
+    (
+        ("methods", "inhernet", "init"),
+        "child",
+        r"methods\.inhernet\.arch: a run that deploys its own architecture cannot start from the trained child",
+    ),
+    (("methods", "inhernet", "schedule"), "long", r"methods\.inhernet\.schedule: 'long' is not one of"),
+    (
+        ("tasks", "cifar10", "data", "dataset"),
+        "cifar100",
+        r"tasks\.cifar10\.parent\.arch: 'resnet20' has 10 outputs, but data\.dataset 'cifar100' has 100 classes",
+    ),
+    (("tasks", "cifar10", "child", "arch"), "cifar1000_resnet8", r"tasks\.cifar10\.child\.arch: unknown CIFAR ResNet"),
+    (
         ("tasks", "flow", "report", "exports"),
         {"kitti_tset": ["hkt/default"]},
         r"tasks\.flow\.report\.exports\.kitti_tset: the flow task has no such export; it has \['kitti_test'\]",

@@ -8,6 +8,7 @@ import tarfile
 
 import pytest
 import torch
+import torchvision
 
 from hkt.io import COMPLETE, safe_extract
 from hkt.tasks.cifar10 import Batches
@@ -29,7 +30,7 @@ def test_generated_data_uses_the_official_pickle_layout(tiny_data):
     assert images.shape == (384, 3, 32, 32) and images.dtype == torch.uint8
     assert set(labels.tolist()) == set(range(10))
     # the stored tensors are exactly what torchvision's reader decodes from the pickles
-    reader = D._Verified(folder, True, S.read_manifest(tiny_data)["md5"])
+    reader = D._verified_reader(D.CIFAR10, folder, True, S.read_manifest(tiny_data)["md5"])
     assert torch.equal(images.permute(0, 2, 3, 1), torch.from_numpy(reader.data))
 
 
@@ -190,3 +191,71 @@ def test_a_zip_archive_extracts_whole_and_is_marked_complete(tmp_path):
         z.writestr("training/flow/a.flo", b"x")
     out = safe_extract(tmp_path / "good.zip", tmp_path / "out")
     assert (out / "training" / "flow" / "a.flo").read_bytes() == b"x" and (out / ".complete").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR-100: the same task, another layout
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cifar100(tmp_path_factory):
+    root = tmp_path_factory.mktemp("c100") / "cifar100-generated"
+    D.prepare_generated(root, n_train=400, n_test=200, seed=3, dataset="cifar100")
+    return root
+
+
+def test_generated_cifar100_is_in_the_official_layout_read_by_torchvisions_cifar100(cifar100):
+    layout = D.LAYOUTS["cifar100"]
+    folder = cifar100 / "cifar-100-python"
+    assert sorted(p.name for p in folder.iterdir()) == ["meta", "test", "train"]
+    batch = pickle.loads((folder / "train").read_bytes(), encoding="latin1")
+    assert {"fine_labels", "coarse_labels", "data"} <= set(batch)
+    reader = D._verified_reader(layout, folder, False, S.read_manifest(cifar100)["md5"])
+    assert isinstance(reader, torchvision.datasets.CIFAR100) and len(reader.classes) == 100
+    images, labels = S.load_split(cifar100, train=False)
+    assert torch.equal(images.permute(0, 2, 3, 1), torch.from_numpy(reader.data))
+    assert labels.tolist() == reader.targets and 0 <= labels.min() and labels.max() <= 99
+    assert len(set(labels.tolist())) > 80 and S.read_manifest(cifar100)["classes"] == 100
+
+
+def test_cifar100_download_verifies_its_archive_and_files(cifar100, tmp_path):
+    archive = tmp_path / "mirror100.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(cifar100 / "cifar-100-python", arcname="cifar-100-python")
+    sums = S.read_manifest(cifar100)["md5"]
+    root = tmp_path / "cifar100"
+    D.prepare_download(root, dataset="cifar100", url=archive.as_uri(), archive_md5=md5(archive), file_md5=sums)
+    assert S.load_split(root, train=True)[1].shape == (400,)
+    with pytest.raises(ValueError, match="md5 .* does not match the expected 0+"):
+        D.prepare_download(tmp_path / "bad", dataset="cifar100", url=archive.as_uri(), archive_md5="0" * 32)
+    assert not (tmp_path / "bad" / D.MANIFEST).exists() and not list((tmp_path / "bad").glob("*.tar.gz"))
+
+
+def test_missing_cifar100_offline_names_its_own_url_and_md5(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        D.prepare_download(tmp_path / "cifar100", dataset="cifar100", allow_network=False)
+    message = str(err.value)
+    assert "CIFAR-100 is not available" in message and "cifar-100-python.tar.gz" in message
+    assert "eb9058c3a382ffc7106e4002c42a8d85" in message
+
+
+def test_cifar100_is_a_configuration_of_the_cifar_task(cifar100, tmp_path):
+    from conftest import tiny_config, train_run
+
+    from hkt import config as C
+
+    cfg = tiny_config(cifar100)
+    t = cfg["tasks"]["cifar10"]
+    t["data"].update(dataset="cifar100", root=str(tmp_path / "c100"))
+    t["parent"]["arch"], t["child"]["arch"] = "cifar100_resnet20", "cifar100_resnet8"
+    cfg["tasks"]["cifar10"]["runs"] = ["alone/default"]
+    cfg["tasks"]["cifar10"]["bench"] = {"runs": ["alone/default"]}
+    cfg["tasks"]["cifar10"]["report"]["tables"]["table2"]["rows"] = [{"paper": "parent", "run": "parent"}]
+    cfg["tasks"]["cifar10"]["report"]["tables"]["comparisons"]["controls"] = ["alone/default"]
+    cfg = C.validate(cfg)
+    from hkt import pipeline
+
+    record = pipeline.prepare_data(C.data_spec(cfg, "cifar10"), tmp_path / "record.json")
+    assert record["classes"] == 100
+    weights = train_run(cfg, "alone", "default", 0, tmp_path / "run")
+    state = torch.load(weights, weights_only=True)["state_dict"]
+    assert state["linear.weight"].shape == (100, 64)

@@ -43,9 +43,20 @@ def test_parent_and_child_learn_well_above_chance(dag):
     assert table.query("run == 'hkt/default'")["row"].iloc[0] == "Ours"  # the paper's own row label
 
 
+def test_inhernet_added_through_the_registry_learns_within_the_childs_budget(dag):
+    m = pd.read_csv(dag / "results" / "cifar10" / "metrics.csv")
+    mean = m.groupby(["method", "variant", "metric", "split"])["value"].mean()
+    assert mean[("inhernet", "default", "top1_acc", "test")] > 40  # chance is 10 %
+    assert mean[("inhernet", "default", "params_m", "-")] <= mean[("alone", "default", "params_m", "-")]
+    table = pd.read_csv(dag / "results" / "tables" / "cifar10" / "table2.csv")
+    assert "inhernet/default" in set(table.run.dropna())  # Table 2's extended rows
+    compared = pd.read_csv(dag / "results" / "tables" / "cifar10" / "comparisons.csv")
+    assert "inhernet/default" in set(compared.run)
+
+
 def test_every_run_records_its_metadata(dag):
     metas = list((dag / "results" / "runs").glob("**/meta.json"))
-    assert len(metas) == (1 + 2 * 11) + (2 + 2 * (2 + 15)) + (1 + 2 * 10)  # CIFAR; flow with its chairs stages; LiTS
+    assert len(metas) == (1 + 2 * 12) + (2 + 2 * (2 + 15)) + (1 + 2 * 10)  # CIFAR; flow with its chairs stages; LiTS
     for meta in metas:
         record = json.loads(meta.read_text())
         for key in ("commit", "config_hash", "seed", "torch", "torchvision", "python", "device", "selected", "spec"):
@@ -94,11 +105,9 @@ def test_a_changed_finetune_rate_reruns_the_finetuned_runs_and_not_the_parent_or
     def edit(cfg):
         cfg["tasks"]["cifar10"]["child"]["finetune"]["lr"] = 0.02
 
-    finetuned = [
-        r
-        for r in yaml.safe_load((dag / "config" / "config.yaml").read_text())["tasks"]["cifar10"]["runs"]
-        if r != "alone/default"
-    ]
+    cfg = yaml.safe_load((dag / "config" / "config.yaml").read_text())
+    finetuned = [r for r in cfg["tasks"]["cifar10"]["runs"] if C.run_schedule(cfg, *r.split("/")) == "finetune"]
+    assert "inhernet/default" in finetuned  # init: scratch, but its own `schedule: finetune`
     assert trained_runs(dag, edit) == sorted(f"cifar10:{r}/{s}" for r in finetuned for s in (0, 1))
 
 

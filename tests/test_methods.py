@@ -9,9 +9,11 @@ from hkt import config as C
 from hkt import genetic_attention
 from hkt.methods import load_method, make_params
 from hkt.models import build_cifar_resnet
+from hkt.tasks import build_model
 from hkt.tasks.cifar10 import TASK
 
 CFG = C.load(REPO / "config" / "paper.yaml")  # the widest list of variants
+CFG["tasks"]["cifar10"]["parent"]["arch"], CFG["tasks"]["cifar10"]["child"]["arch"] = "resnet14", "resnet8"
 RUNS = [(m, v) for m, v in C.runs(CFG, "cifar10")]
 
 
@@ -20,7 +22,7 @@ def build(method, variant, parent=None, seed=0):
     module = load_method(spec["module"])
     params = make_params(module, spec["params"])
     torch.manual_seed(seed)
-    child = build_cifar_resnet("resnet8")
+    child = build_model(TASK, spec["arch"])  # ResNet-8, or the architecture the method brings
     parent = parent if parent is not None else build_cifar_resnet("resnet14")
     x = torch.randn(16, 3, 16, 16)
     return module.build(child, parent if module.NEEDS_PARENT else None, TASK, params, x[:2]), x

@@ -57,3 +57,20 @@ def test_transcription_matches_the_paper_text_cell_by_cell():
         timeout=120,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+LITERATURE_SEED = Path(os.environ.get("HKT_LITERATURE_TEXT", "/work/shared/seeds/004_149018dd93a44a5a.txt"))
+
+
+def test_the_literature_rows_share_the_papers_columns_and_each_number_is_printed_in_its_source():
+    literature = pd.read_csv(PAPER / "literature.csv", dtype=str, keep_default_na=False)
+    assert list(literature.columns) == list(pd.read_csv(PAPER / "results.csv", nrows=0).columns)
+    assert not literature.duplicated(["table", "method", "training", "dataset", "split", "metric"]).any()
+    assert (literature.source != "paper").all()  # never mistaken for the HKT paper's own numbers
+    c100 = literature[literature.table == "inhernet_cifar100"].set_index("method")["value"].to_dict()
+    assert c100 == {"teacher": "72.34", "student": "69.06", "inhernet_large": "73.67"}
+    if not LITERATURE_SEED.exists():
+        pytest.skip(f"the source text {LITERATURE_SEED} is not on this machine")
+    text = " ".join(LITERATURE_SEED.read_text().split())
+    sentence = "the student is reported at 69.06, the teacher at 72.34, and InherNet Large at 73.67"
+    assert sentence in text and "ResNet56-to-ResNet20" in text and "CIFAR-100" in text

@@ -156,24 +156,57 @@ def test_asking_for_gpus_the_partition_lacks_fails_fast_with_slurms_message(tmp_
     assert "Invalid generic resource (gres) specification" in out.stdout + out.stderr
 
 
+def parent_steps_per_second(threads: int = 1) -> float:
+    """This machine's speed at the smoke parent's training step (ResNet-20, batch 64, 16x16)."""
+    import torch
+    import torch.nn.functional as F
+
+    from hkt.models import build_cifar_resnet
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)  # the training job's threads
+    try:
+        model = build_cifar_resnet("resnet20")
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        x, y = torch.randn(64, 3, 16, 16), torch.randint(0, 10, (64,))
+        for k in range(45):
+            if k == 5:
+                start = time.perf_counter()
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        return 40 / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_time_limit_stops_training_with_the_pre_timeout_signal_and_the_retry_resumes(tmp_path):
-    # A 2-minute limit with the SIGURG warning 60 s ahead (SLURM may send it up to 60 s early)
-    # stops the first attempt; the trainer checkpoints, the profile's retries resubmit, the job
-    # resumes. The parent is given 1800 steps (about 75 s of training on this project's machines,
-    # plus start-up), so that every attempt is stopped mid-training whatever the processor.
-    longer = {"tasks": {"cifar10": {"parent": {"train": {"steps": 1800}}}}}
+    # A 3-minute limit with the SIGURG warning 60 s ahead stops each attempt; the trainer
+    # checkpoints, the profile's retries resubmit, the job resumes. SLURM may send the warning up
+    # to 60 s early, so an attempt trains for 60 to 120 s. The parent is given about 150 s of
+    # training at this machine's measured speed (never fewer than 1800 steps): the first attempt
+    # is always stopped mid-training, and a few attempts finish it, whatever the processor.
+    steps = max(1800, 100 * round(1.5 * parent_steps_per_second()))
+    longer = {"tasks": {"cifar10": {"parent": {"train": {"steps": steps}}}}}
     target, configs = f"{PARENT}/parent.pt", ["--configfile", "config/config.yaml", "longer.yaml"]
     work, local = workflow_copy(tmp_path / "w"), workflow_copy(tmp_path / "local")
     for folder in (work, local):
         (folder / "longer.yaml").write_text(yaml.safe_dump(longer))
     out = subprocess.run(
         snakemake(
-            target, "--config", "preempt_signal_seconds=60", "--set-resources", "train_parent:runtime=2", *configs
+            target,
+            "--config",
+            "preempt_signal_seconds=60",
+            "--set-resources",
+            "train_parent:runtime=3",
+            "--retries",
+            "6",
+            *configs,
         ),
         cwd=work,
         capture_output=True,
         text=True,
-        timeout=1500,
+        timeout=2400,
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "--signal=URG@60" in out.stdout + out.stderr

@@ -182,17 +182,6 @@ NAN_METHOD = textwrap.dedent("""
 """)
 
 
-@pytest.fixture
-def user_module(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(tmp_path))
-
-    def write(name, source):
-        (tmp_path / f"{name}.py").write_text(source)
-        return name
-
-    return write
-
-
 def test_a_new_method_is_one_module_plus_one_config_entry(cfg, user_module, tmp_path):
     cfg["methods"]["smooth"] = {
         "module": user_module("user_smooth", NEW_METHOD),
@@ -216,7 +205,7 @@ def test_a_new_method_is_one_module_plus_one_config_entry(cfg, user_module, tmp_
 
 def test_a_nan_loss_stops_the_run_with_a_clear_error_and_writes_no_result(cfg, user_module, tmp_path):
     cfg["methods"]["broken"] = {"module": user_module("user_broken", NAN_METHOD), "variants": {"default": {}}}
-    with pytest.raises(FloatingPointError, match=r"non-finite loss nan at step 0 \(task=nan\)"):
+    with pytest.raises(FloatingPointError, match=r"non-finite loss in steps 0-0 \(last: nan, task=nan\)"):
         train_run(cfg, "broken", "default", 0, tmp_path / "broken")
     assert not (tmp_path / "broken" / "child.pt").exists() and not (tmp_path / "broken" / "meta.json").exists()
 

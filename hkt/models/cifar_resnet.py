@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 DEPTHS = {f"resnet{6 * n + 2}": n for n in (1, 2, 3, 5, 7, 9, 18, 200)}
+DATASET_CLASSES = {"cifar10": 10, "cifar100": 100}
 
 
 class PadShortcut(nn.Module):
@@ -82,10 +83,21 @@ class CifarResNet(nn.Module):
         return [self.features, self.linear]
 
 
-def build(arch: str, num_classes: int = 10) -> CifarResNet:
-    if arch not in DEPTHS:
-        raise ValueError(f"unknown CIFAR ResNet {arch!r}; choose from {sorted(DEPTHS, key=DEPTHS.get)}")
-    return CifarResNet(DEPTHS[arch], num_classes)
+def classes_of(arch: str) -> int:
+    """Outputs of an architecture name: `resnet20` and `cifar10_resnet20` have 10, `cifar100_resnet20`
+    100 (the naming of the widely used CIFAR model hubs)."""
+    prefix, _, depth = arch.rpartition("_")
+    if depth not in DEPTHS or (prefix and prefix not in DATASET_CLASSES):
+        names = sorted(DEPTHS, key=DEPTHS.get)
+        raise ValueError(
+            f"unknown CIFAR ResNet {arch!r}; choose from {names}, optionally prefixed cifar10_ or cifar100_"
+        )
+    return DATASET_CLASSES.get(prefix, 10)
+
+
+def build(arch: str, num_classes: int | None = None) -> CifarResNet:
+    classes = classes_of(arch)
+    return CifarResNet(DEPTHS[arch.rpartition("_")[2]], classes if num_classes is None else num_classes)
 
 
 def resnet20(num_classes: int = 10) -> CifarResNet:

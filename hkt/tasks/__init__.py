@@ -81,6 +81,9 @@ class Task:
     tables: Mapping[str, Callable] = field(default_factory=dict)  # name -> fn(ReportInput, {csv, md, tex: path})
     figures: Mapping[str, Callable] = field(default_factory=dict)  # name -> fn(ReportInput, png path)
     check_report: Callable[[dict], None] | None = None  # validates tasks.<name>.report beyond the schema
+    # validates the whole block tasks.<name> where keys depend on each other (ValueError naming
+    # the key below tasks.<name>)
+    check_config: Callable[[dict], None] | None = None
     # name -> fn(model, data_config, eval_config, out_dir, device) -> record (dict): files a
     # deployed model writes for an outside benchmark (e.g. KITTI test-set submissions)
     exports: Mapping[str, Callable] = field(default_factory=dict)
@@ -100,6 +103,23 @@ class ReportInput(NamedTuple):
     paper: Any  # pandas DataFrame: results/paper/results.csv
     curves: dict  # (method, variant, seed) -> curve DataFrame ("parent", "default", s) included
     model_dirs: dict = {}  # (method, variant, seed) -> model directory (figures that run models)
+
+
+def build_model(task: Task, arch: str) -> nn.Module:
+    """A fresh model of `arch`: one of the task's own architectures, or `package.module:name` for
+    an architecture that a method brings (e.g. a compressed form of the parent). That module
+    defines `build_model(name, task) -> nn.Module` and raises ValueError for a name it does not
+    know; it may build on the task's own architectures through `task.build_model`."""
+    if ":" not in arch:
+        return task.build_model(arch)
+    module_name, name = arch.split(":", 1)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"architecture {arch!r}: cannot import {module_name!r} ({err})") from err
+    if not callable(getattr(module, "build_model", None)):
+        raise ValueError(f"architecture {arch!r}: module {module_name!r} defines no build_model(name, task)")
+    return module.build_model(name, task)
 
 
 def task_module(name: str, module: str | None = None) -> str:

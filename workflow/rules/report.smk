@@ -7,7 +7,7 @@ rule table:
         "../envs/hkt.yaml"
     input:
         metrics="results/{task}/metrics.csv",
-        paper="results/paper/results.csv",
+        paper=list(C.PAPER_FILES),
     output:
         csv="results/tables/{task}/{name}.csv",
         md="results/tables/{task}/{name}.md",
@@ -29,7 +29,7 @@ rule figure:
         "../envs/hkt.yaml"
     input:
         metrics="results/{task}/metrics.csv",
-        paper="results/paper/results.csv",
+        paper=list(C.PAPER_FILES),
         curves=lambda w: [f"{d}/curve.csv" for d, _ in final_models(w.task).values()],
     output:
         figure=report("figures/{task}_{name}.png", category="Figures"),
@@ -130,6 +130,41 @@ rule bench:
         "../envs/hkt.yaml"
     input:
         expand("results/bench/{task}_train_step.csv", task=BENCH_TASKS),
+        "results/bench/ga_scaling.csv",
+        "results/bench/cost.md",
+
+
+rule bench_cost:
+    conda:
+        "../envs/hkt.yaml"
+    input:
+        config="config/paper.yaml",
+        bench=expand("results/bench/{task}_train_step.csv", task=BENCH_TASKS),
+    output:
+        csv="results/bench/cost.csv",
+        md="results/bench/cost.md",
+    params:
+        python=sys.executable,
+        out=lambda w, output: output.csv.removesuffix(".csv"),
+    log:
+        "logs/bench.cost.log",
+    shell:
+        "{params.python} -m hkt.cost --config {input.config} --bench {input.bench} --out {params.out} > {log} 2>&1"
+
+
+rule bench_ga:
+    conda:
+        "../envs/hkt.yaml"
+    output:
+        csv="results/bench/ga_scaling.csv",
+        figure="results/bench/ga_scaling.png",
+    params:
+        python=sys.executable,
+    log:
+        "logs/bench.ga.log",
+    threads: 1
+    shell:
+        "{params.python} -m hkt.bench --ga --out {output.csv} --figure {output.figure} --threads {threads} > {log} 2>&1"
 
 
 rule bench_task:

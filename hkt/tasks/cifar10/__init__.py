@@ -1,4 +1,5 @@
-"""CIFAR-10 classification (the paper's Table 2): ResNet-110 parent, ResNet-20 child, 2HKT.
+"""CIFAR-10 classification (the paper's Table 2): ResNet-110 parent, ResNet-20 child, 2HKT; and
+CIFAR-100, a configuration of the same task (`data.dataset: cifar100`, `cifar100_resnetN` models).
 
 The task contract (hkt.tasks.Task) for CIFAR: ResNets with two aligned blocks, the data in
 the official python-pickle layout (downloaded, or generated for the embedded default),
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 
 from hkt.fields import dataclass_from
 from hkt.models import build_cifar_resnet
+from hkt.models.cifar_resnet import DATASET_CLASSES, classes_of
 from hkt.tasks import BenchData, EvaluationData, Task, TrainingData
 from hkt.tasks.cifar10 import stored as S
 
@@ -47,8 +49,11 @@ class DataConfig:
     mean: tuple
     std: tuple
     generated: Generated | None = None
+    dataset: str = "cifar10"  # cifar10 | cifar100
 
     def __post_init__(self):
+        if self.dataset not in DATASET_CLASSES:
+            raise ValueError(f"dataset must be one of {sorted(DATASET_CLASSES)}, got {self.dataset!r}")
         if self.source not in ("generated", "download"):
             raise ValueError(f"source must be 'generated' or 'download', got {self.source!r}")
         if self.source == "generated":
@@ -76,7 +81,20 @@ class EvalConfig:
 
 
 def dataset_name(data: DataConfig) -> str:
-    return "cifar10" if data.source == "download" else "cifar10-generated"
+    return data.dataset if data.source == "download" else f"{data.dataset}-generated"
+
+
+def check_config(block: dict) -> None:
+    """The models' outputs must match the dataset's classes (a mismatch would fail only at the
+    first training step, with an index error)."""
+    dataset = (block.get("data") or {}).get("dataset", "cifar10")
+    for role in ("parent", "child"):
+        arch = block[role]["arch"]
+        if DATASET_CLASSES.get(dataset) != classes_of(arch):
+            raise ValueError(
+                f"{role}.arch: {arch!r} has {classes_of(arch)} outputs, but data.dataset {dataset!r} has "
+                f"{DATASET_CLASSES.get(dataset)} classes (name it {dataset}_{arch.rpartition('_')[2]})"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,10 +106,16 @@ def prepare_data(data: DataConfig, *, allow_network: bool = True) -> dict:
     if data.source == "generated":
         g = data.generated
         D.prepare_generated(
-            data.root, n_train=g.n_train, n_test=g.n_test, seed=g.seed, noise=g.noise, distractors=g.distractors
+            data.root,
+            n_train=g.n_train,
+            n_test=g.n_test,
+            seed=g.seed,
+            noise=g.noise,
+            distractors=g.distractors,
+            dataset=data.dataset,
         )
     else:
-        D.prepare_download(data.root, allow_network=allow_network)
+        D.prepare_download(data.root, dataset=data.dataset, allow_network=allow_network)
     return S.read_manifest(data.root)
 
 
@@ -231,7 +255,7 @@ def benchmark(data: DataConfig, ev: EvalConfig, batch_size: int, generator) -> B
     """Random normalised images and labels at the task's resolution (step time ignores values)."""
     res = data.resolution
     x = torch.randn(batch_size, 3, res, res, generator=generator)
-    y = torch.randint(0, 10, (batch_size,), generator=generator)
+    y = torch.randint(0, DATASET_CLASSES[data.dataset], (batch_size,), generator=generator)
     example = torch.randn(ev.timing["batch_size"], 3, res, res, generator=generator)
     return BenchData(
         batch=(x, y), task=None, infer_input=example, infer=lambda model, inp: model(inp), infer_batch=len(example)
@@ -263,6 +287,7 @@ TASK = Task(
     prepare_data=prepare_data,
     training=training,
     evaluation=evaluation,
+    check_config=check_config,
     select=("top1_acc", "max"),
     metrics={"top1_acc": "max", "top1_err": "min"},
     benchmark=benchmark,

@@ -1,19 +1,22 @@
-"""CIFAR-10 on disk: the real archive, a generated stand-in in the same layout, and loading.
+"""CIFAR-10 and CIFAR-100 on disk: the real archives, generated stand-ins in the same layouts, and
+loading.
 
 Both sources end in the python-pickle layout of the official archive,
 
-    <root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}
+    <root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}     (CIFAR-10)
+    <root>/cifar-100-python/{train, test, meta}                                 (CIFAR-100)
 
-which torchvision's CIFAR10 reader decodes after checking every file's md5 (for the real data,
-torchvision's published sums). Preprocessing then stores the decoded images once as uint8
-tensors (train.pt, test.pt) so that training jobs neither unpickle nor import torchvision, and
-writes `manifest.json` last (its presence means complete) with the md5 of every source file and
-the sha256 of every tensor file, which loading verifies.
+which torchvision's CIFAR10 / CIFAR100 readers decode after checking every file's md5 (for the
+real data, torchvision's published sums). Preprocessing then stores the decoded images once as
+uint8 tensors (train.pt, test.pt) so that training jobs neither unpickle nor import torchvision,
+and writes `manifest.json` last (its presence means complete) with the md5 of every source file
+and the sha256 of every tensor file, which loading verifies.
 """
 
 from __future__ import annotations
 
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +25,59 @@ import torchvision  # only data preparation imports this module: loading lives i
 
 from hkt.io import atomic_path, atomic_torch_save, atomic_write_json, download, file_digest, safe_extract
 
-URL = torchvision.datasets.CIFAR10.url
-ARCHIVE = torchvision.datasets.CIFAR10.filename
-ARCHIVE_MD5 = torchvision.datasets.CIFAR10.tgz_md5  # c58f30108f718f92721af3b95e74349a
-FOLDER = torchvision.datasets.CIFAR10.base_folder  # cifar-10-batches-py
-TRAIN_FILES = [name for name, _ in torchvision.datasets.CIFAR10.train_list]
-TEST_FILES = [name for name, _ in torchvision.datasets.CIFAR10.test_list]
-META_FILE = torchvision.datasets.CIFAR10.meta["filename"]
-OFFICIAL_MD5 = {
-    name: md5 for name, md5 in torchvision.datasets.CIFAR10.train_list + torchvision.datasets.CIFAR10.test_list
+
+@dataclass(frozen=True)
+class Layout:
+    """One official release, as torchvision's reader class describes it."""
+
+    reader: type  # torchvision.datasets.CIFAR10 or CIFAR100
+    classes: int
+    label_key: str  # the label list in each pickled batch
+    name: str
+
+    @property
+    def url(self) -> str:
+        return self.reader.url
+
+    @property
+    def archive(self) -> str:
+        return self.reader.filename
+
+    @property
+    def archive_md5(self) -> str:
+        return self.reader.tgz_md5
+
+    @property
+    def folder(self) -> str:
+        return self.reader.base_folder
+
+    @property
+    def train_files(self) -> list[str]:
+        return [name for name, _ in self.reader.train_list]
+
+    @property
+    def test_files(self) -> list[str]:
+        return [name for name, _ in self.reader.test_list]
+
+    @property
+    def meta(self) -> dict:
+        return self.reader.meta
+
+    @property
+    def official_md5(self) -> dict:
+        return {name: md5 for name, md5 in self.reader.train_list + self.reader.test_list} | {
+            self.meta["filename"]: self.meta["md5"]
+        }
+
+
+LAYOUTS = {
+    "cifar10": Layout(torchvision.datasets.CIFAR10, 10, "labels", "CIFAR-10"),  # archive md5 c58f3010...
+    "cifar100": Layout(torchvision.datasets.CIFAR100, 100, "fine_labels", "CIFAR-100"),  # eb9058c3...
 }
-OFFICIAL_MD5[META_FILE] = torchvision.datasets.CIFAR10.meta["md5"]
+CIFAR10 = LAYOUTS["cifar10"]
+URL, ARCHIVE, ARCHIVE_MD5, FOLDER = CIFAR10.url, CIFAR10.archive, CIFAR10.archive_md5, CIFAR10.folder
+TRAIN_FILES, TEST_FILES, META_FILE = CIFAR10.train_files, CIFAR10.test_files, CIFAR10.meta["filename"]
+OFFICIAL_MD5 = CIFAR10.official_md5
 MANIFEST = "manifest.json"
 TENSORS = {"train": "train.pt", "test": "test.pt"}
 CLASSES = ["disk", "square", "triangle", "ring", "plus", "cross", "two-bars", "two-pillars", "diamond", "frame"]
@@ -44,37 +89,40 @@ CLASSES = ["disk", "square", "triangle", "ring", "plus", "cross", "two-bars", "t
 def prepare_download(
     root: str | Path,
     *,
-    url: str = URL,
-    archive_md5: str = ARCHIVE_MD5,
+    dataset: str = "cifar10",
+    url: str | None = None,
+    archive_md5: str | None = None,
     file_md5: dict | None = None,
     allow_network: bool = True,
 ) -> Path:
     """Fetch (or reuse) the official archive, verify it, extract it safely, write the manifest.
 
-    `url`, `archive_md5` and `file_md5` default to the official release; tests point them at
-    a local archive.
+    `url`, `archive_md5` and `file_md5` default to the official release of `dataset`; tests
+    point them at a local archive.
     """
-    root = Path(root)
-    file_md5 = OFFICIAL_MD5 if file_md5 is None else file_md5
-    archive = root / ARCHIVE
+    root, layout = Path(root), LAYOUTS[dataset]
+    url = layout.url if url is None else url
+    archive_md5 = layout.archive_md5 if archive_md5 is None else archive_md5
+    file_md5 = layout.official_md5 if file_md5 is None else file_md5
+    archive = root / layout.archive
     if not archive.exists() and not allow_network:
-        raise FileNotFoundError(_missing_message(root))
+        raise FileNotFoundError(_missing_message(root, layout))
     try:
         download(url, archive, md5=archive_md5)
     except OSError as err:
-        raise FileNotFoundError(f"{err}\n{_missing_message(root)}") from err
+        raise FileNotFoundError(f"{err}\n{_missing_message(root, layout)}") from err
     extracted = safe_extract(archive, root / "extracted")
     for name, md5 in file_md5.items():
-        path = extracted / FOLDER / name
+        path = extracted / layout.folder / name
         if not path.is_file() or file_digest(path, "md5") != md5:
             raise ValueError(f"{path} is missing or does not match its published md5 {md5}")
-    return _link_and_record(root, extracted / FOLDER, source="download", md5=file_md5)
+    return _link_and_record(root, extracted / layout.folder, layout, source="download", md5=file_md5)
 
 
-def _missing_message(root: Path) -> str:
+def _missing_message(root: Path, layout: Layout) -> str:
     return (
-        f"CIFAR-10 is not available. Download {URL} (md5 {ARCHIVE_MD5}) and place it at "
-        f"{root / ARCHIVE}; the workflow verifies and extracts it."
+        f"{layout.name} is not available. Download {layout.url} (md5 {layout.archive_md5}) and place it at "
+        f"{root / layout.archive}; the workflow verifies and extracts it."
     )
 
 
@@ -82,14 +130,18 @@ def _missing_message(root: Path) -> str:
 # The generated stand-in used by the embedded default (no network)
 # ---------------------------------------------------------------------------------------------
 def generate_images(
-    n: int, seed: int, *, size: int = 32, noise: float = 0.1, distractors: int = 2
+    n: int, seed: int, *, size: int = 32, noise: float = 0.1, distractors: int = 2, classes: int = 10
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class-conditional images: one of ten shapes in a random colour, position, scale and
     rotation, on a colour-gradient background with small distractor squares and pixel noise.
-    Colour carries no class information, so the networks must learn shape."""
+    Colour carries no class information, so the networks must learn shape. With 100 classes
+    (the CIFAR-100 stand-in) class c is shape c % 10 on a background whose gradient points in
+    direction c // 10 of ten."""
+    if classes not in (10, 100):
+        raise ValueError(f"generated CIFAR data has 10 or 100 classes, not {classes}")
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    labels = rng.integers(0, len(CLASSES), n)
+    labels = rng.integers(0, classes, n)
     images = np.empty((n, size, size, 3), np.float32)
     for i, label in enumerate(labels):
         radius = rng.uniform(0.17, 0.33) * size
@@ -98,12 +150,15 @@ def generate_images(
         dx, dy = xx - cx, yy - cy
         u = (np.cos(angle) * dx + np.sin(angle) * dy) / radius
         v = (-np.sin(angle) * dx + np.cos(angle) * dy) / radius
-        mask = _shape_mask(int(label), u, v)
+        mask = _shape_mask(int(label) % 10, u, v)
         background = rng.uniform(0, 1, 3)
         colour = rng.uniform(0, 1, 3)
         while np.abs(colour - background).sum() < 0.6:  # keep the shape visible
             colour = rng.uniform(0, 1, 3)
         tilt = rng.normal(0, 0.3, 2)
+        if classes == 100:  # the gradient's direction carries the tens of the label
+            direction = 2 * np.pi * (int(label) // 10) / 10 + rng.uniform(-0.15, 0.15)
+            tilt = 0.8 * np.array([np.cos(direction), np.sin(direction)])
         image = background + (tilt[0] * (xx / size - 0.5) + tilt[1] * (yy / size - 0.5))[..., None]
         image = np.where(mask[..., None], colour, image)
         for _ in range(distractors):
@@ -132,51 +187,65 @@ def _shape_mask(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def prepare_generated(
-    root: str | Path, *, n_train: int, n_test: int, seed: int, noise: float = 0.1, distractors: int = 2
+    root: str | Path,
+    *,
+    n_train: int,
+    n_test: int,
+    seed: int,
+    noise: float = 0.1,
+    distractors: int = 2,
+    dataset: str = "cifar10",
 ) -> Path:
-    """Write a generated dataset in the official python-pickle layout (five train batches)."""
-    root = Path(root)
-    folder = root / FOLDER
+    """Write a generated dataset in the official python-pickle layout of `dataset`."""
+    root, layout = Path(root), LAYOUTS[dataset]
+    folder = root / layout.folder
     folder.mkdir(parents=True, exist_ok=True)
-    train_x, train_y = generate_images(n_train, seed, noise=noise, distractors=distractors)
-    test_x, test_y = generate_images(n_test, seed + 1, noise=noise, distractors=distractors)
-    chunks = np.array_split(np.arange(n_train), len(TRAIN_FILES))
-    for name, idx in zip(TRAIN_FILES, chunks, strict=True):
-        _write_batch(folder / name, train_x[idx], train_y[idx], f"training batch {name[-1]} of 5")
-    _write_batch(folder / TEST_FILES[0], test_x, test_y, "testing batch 1 of 1")
-    with atomic_path(folder / META_FILE) as tmp:
-        tmp.write_bytes(
-            pickle.dumps({"label_names": CLASSES, "num_cases_per_batch": len(chunks[0]), "num_vis": 3072}, protocol=2)
-        )
-    md5 = {name: file_digest(folder / name, "md5") for name in [*TRAIN_FILES, *TEST_FILES, META_FILE]}
+    kw = {"noise": noise, "distractors": distractors, "classes": layout.classes}
+    train_x, train_y = generate_images(n_train, seed, **kw)
+    test_x, test_y = generate_images(n_test, seed + 1, **kw)
+    chunks = np.array_split(np.arange(n_train), len(layout.train_files))
+    for k, (name, idx) in enumerate(zip(layout.train_files, chunks, strict=True)):
+        _write_batch(folder / name, train_x[idx], train_y[idx], f"training batch {k + 1} of {len(chunks)}", layout)
+    _write_batch(folder / layout.test_files[0], test_x, test_y, "testing batch 1 of 1", layout)
+    names = [f"{CLASSES[c % 10]}-{c // 10}" for c in range(layout.classes)] if layout.classes == 100 else CLASSES
+    meta = {layout.meta["key"]: names, "num_cases_per_batch": len(chunks[0]), "num_vis": 3072}
+    if layout.classes == 100:
+        meta["coarse_label_names"] = [f"direction-{k}" for k in range(10)]
+    with atomic_path(folder / layout.meta["filename"]) as tmp:
+        tmp.write_bytes(pickle.dumps(meta, protocol=2))
+    md5 = {name: file_digest(folder / name, "md5") for name in layout.official_md5}
     return _link_and_record(
         root,
         folder,
+        layout,
         source="generated",
         md5=md5,
         generator={"n_train": n_train, "n_test": n_test, "seed": seed, "noise": noise, "distractors": distractors},
     )
 
 
-def _write_batch(path: Path, images: np.ndarray, labels: np.ndarray, label: str) -> None:
+def _write_batch(path: Path, images: np.ndarray, labels: np.ndarray, label: str, layout: Layout) -> None:
     # The official layout: uint8 rows of 3072 = 1024 red, then green, then blue values.
     rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
     batch = {
         "batch_label": label,
-        "labels": [int(y) for y in labels],
+        layout.label_key: [int(y) for y in labels],
         "data": rows,
         "filenames": [f"generated_{i:06d}.png" for i in range(len(images))],
     }
+    if layout.classes == 100:
+        batch["coarse_labels"] = [int(y) // 10 for y in labels]
     with atomic_path(path) as tmp:
         tmp.write_bytes(pickle.dumps(batch, protocol=2))
 
 
-def _link_and_record(root: Path, folder: Path, **record) -> Path:
+def _link_and_record(root: Path, folder: Path, layout: Layout, **record) -> Path:
     """Decode the verified pickles once into tensor files, then write the manifest last."""
     record["folder"] = str(folder.relative_to(root))
+    record["classes"] = layout.classes
     record["tensors"] = {}
     for split, train in (("train", True), ("test", False)):
-        images, labels = _decode(folder, train, record["md5"])
+        images, labels = _decode(folder, train, record["md5"], layout)
         atomic_torch_save({"images": images, "labels": labels}, root / TENSORS[split])
         record["tensors"][split] = {
             "file": TENSORS[split],
@@ -190,21 +259,22 @@ def _link_and_record(root: Path, folder: Path, **record) -> Path:
 # ---------------------------------------------------------------------------------------------
 # Decoding (once, at preparation)
 # ---------------------------------------------------------------------------------------------
-class _Verified(torchvision.datasets.CIFAR10):
-    """torchvision's reader, checking the md5s recorded in our manifest instead of its own."""
+def _verified_reader(layout: Layout, root: Path, train: bool, md5: dict):
+    """torchvision's reader for `layout`, checking the md5s recorded in our manifest instead of its own."""
 
-    def __init__(self, root: Path, train: bool, md5: dict):
-        self.base_folder = "."
-        self.train_list = [[n, md5[n]] for n in TRAIN_FILES]
-        self.test_list = [[n, md5[n]] for n in TEST_FILES]
-        self.meta = {"filename": META_FILE, "key": "label_names", "md5": md5[META_FILE]}
-        super().__init__(str(root), train=train, download=False)
+    class Verified(layout.reader):
+        base_folder = "."
+        train_list = [[n, md5[n]] for n in layout.train_files]
+        test_list = [[n, md5[n]] for n in layout.test_files]
+        meta = {**layout.meta, "md5": md5[layout.meta["filename"]]}
+
+    return Verified(str(root), train=train, download=False)
 
 
-def _decode(folder: Path, train: bool, md5: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def _decode(folder: Path, train: bool, md5: dict, layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
     try:
-        data = _Verified(folder, train, md5)
+        data = _verified_reader(layout, folder, train, md5)
     except RuntimeError as err:  # torchvision's "not found or corrupted"
-        raise ValueError(f"CIFAR-10 files under {folder} fail their md5 check: {err}") from err
+        raise ValueError(f"{layout.name} files under {folder} fail their md5 check: {err}") from err
     images = torch.from_numpy(np.ascontiguousarray(data.data)).permute(0, 3, 1, 2).contiguous()
     return images, torch.tensor(data.targets, dtype=torch.int64)

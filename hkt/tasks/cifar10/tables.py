@@ -12,32 +12,41 @@ import pandas as pd  # noqa: E402
 from hkt import report  # noqa: E402
 from hkt.tasks import ReportInput  # noqa: E402
 
-COLUMNS = [
-    report.Column("top1_acc", "Prec. (%)", 2, "cifar10", "test"),
-    report.Column("top1_err", "Error (%)", 2, "cifar10", "test"),
-    report.Column("params_m", "Params (M)", 3, "cifar10", "test", suite_split="-"),
-    report.Column("inference_ms", "Inf. (ms)", 3, "cifar10", "test", suite_split="-"),
-]
+NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
+
+def columns(dataset: str) -> list:
+    return [
+        report.Column("top1_acc", "Prec. (%)", 2, dataset, "test"),
+        report.Column("top1_err", "Error (%)", 2, dataset, "test"),
+        report.Column("params_m", "Params (M)", 3, dataset, "test", suite_split="-"),
+        report.Column("inference_ms", "Inf. (ms)", 3, dataset, "test", suite_split="-"),
+    ]
 
 
 def table2(inp: ReportInput, outs: dict) -> pd.DataFrame:
+    """The paper's Table 2 on CIFAR-10; on CIFAR-100 (no HKT number) the same layout beside the
+    literature's numbers (results/paper/literature.csv) named by the config's `paper` table."""
     spec, options = inp.spec, inp.spec["report"]["tables"]["table2"]
+    dataset = spec["data"].get("dataset", "cifar10")
+    printed = inp.paper[inp.paper.table == options["paper"]]
+    sources = ", ".join(sorted(printed["source"].unique())) or "none"
     notes = [
-        f"Paper rows: P, C and Ours are the paper's Table 2 (TITAN RTX); the suite's parent is "
+        f"Printed rows: table {options['paper']!r} (source: {sources}); the suite's parent is "
         f"{spec['parent_arch']}, its child {spec['child_arch']}.",
         "Inference: median ms per image over repeats after warm-up, batch "
-        f"{spec['evaluation']['timing']['batch_size']}, on the evaluation device in results/cifar10/metrics.csv.",
+        f"{spec['evaluation']['timing']['batch_size']}, on the evaluation device in results/{spec['task']}/metrics.csv.",
         "Model selection used the validation split only; the test split was read once, by evaluation.",
-        "Comparisons between runs: results/tables/cifar10/comparisons.md.",
+        f"Comparisons between runs: results/tables/{spec['task']}/comparisons.md.",
     ]
     return report.write_paper_table(
         inp,
         outs,
         paper=options["paper"],
         rows=options["rows"],
-        columns=COLUMNS,
-        title="Table 2: CIFAR-10",
-        caption="CIFAR-10: ResNet parent, ResNet child and HKT.",
+        columns=columns(dataset),
+        title=f"Table 2: {NAMES[dataset]}",
+        caption=f"{NAMES[dataset]}: ResNet parent, ResNet child and the transfer methods.",
         notes=notes,
     )
 
@@ -81,7 +90,8 @@ def learning_curves(inp: ReportInput, out_path) -> None:
         ax.set(title=title, xlabel="training step", ylabel="validation top-1 (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
-    fig.suptitle("CIFAR-10 learning curves (mean ± std over seeds)" + report.scale_suffix(scale))
+    name = NAMES[inp.spec["data"].get("dataset", "cifar10")]
+    fig.suptitle(f"{name} learning curves (mean ± std over seeds)" + report.scale_suffix(scale))
     fig.tight_layout()
     report.save_figure(fig, out_path)
 
@@ -115,7 +125,8 @@ def accuracy_vs_params(inp: ReportInput, out_path) -> None:
         xscale="log",
         xlabel="parameters (M, log scale; equal-size runs spread apart)",
         ylabel="test top-1 (%, mean ± std over seeds)",
-        title="CIFAR-10: accuracy vs parameters" + report.scale_suffix(scale),
+        title=f"{NAMES[inp.spec['data'].get('dataset', 'cifar10')]}: accuracy vs parameters"
+        + report.scale_suffix(scale),
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))

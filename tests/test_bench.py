@@ -1,0 +1,66 @@
+"""`make bench`'s measurements and the paper-scale cost table derived from them (the numbers
+themselves are figures in results/bench/, never asserted here)."""
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO
+
+from hkt import bench, cost
+from hkt import config as C
+
+
+def test_each_measurement_times_the_runs_and_switches_named_by_the_config(cfg, tmp_path):
+    cfg["tasks"]["cifar10"]["bench"] = {
+        "runs": ["alone/default", "hkt/default"],
+        "steps": 2,
+        "warmup": 1,
+        "switches": ["channels_last"],
+        "switch_runs": ["hkt/default"],
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(C.validate(cfg)))
+    table = bench.run([str(path)], "cifar10", threads=1, log=lambda _: None)
+    steps = table[table.kind == "train_step"]
+    assert list(steps.run) == ["alone/default", "hkt/default", "hkt/default"]
+    assert list(steps.switch) == ["-", "-", "channels_last"]
+    switched = steps[steps.switch != "-"].iloc[0]
+    plain = steps[(steps.run == "hkt/default") & (steps.switch == "-")].iloc[0]
+    assert switched.reference == "hkt/default" and switched.ratio == pytest.approx(switched.median_ms / plain.median_ms)
+    assert set(table[table.kind == "inference"].run) == {"parent", "child"}
+    assert (table.median_ms > 0).all() and (table.peak_mb > 0).all() and table.commit.notna().all()
+    bench.figure(table, tmp_path / "f.png")
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_switch_run_outside_the_bench_runs_is_refused(cfg):
+    cfg["tasks"]["cifar10"]["bench"] = {"runs": ["alone/default"], "switches": ["bf16"], "switch_runs": ["kd/default"]}
+    with pytest.raises(ValueError, match=r"tasks\.cifar10\.bench\.switch_runs\[0\]: 'kd/default' is not in"):
+        C.validate(cfg)
+
+
+def test_genetic_attention_is_measured_with_its_memory_growth():
+    row = bench.measure_ga(16, 8, threads=1)
+    assert row["tokens"] == 256 and row["median_ms"] > 0 and row["peak_growth_mb"] >= 0
+
+
+def test_the_cost_table_is_steps_times_measured_step_time_scaled_to_the_recipes_batch():
+    cfg = C.validate(C.load(REPO / "config" / "paper.yaml"))
+    t = cfg["tasks"]["cifar10"]
+    rows = [
+        {"kind": "train_step", "run": "alone/default", "median_ms": 100.0, "batch_size": 64},
+        {"kind": "train_step", "run": "hkt/default", "median_ms": 300.0, "batch_size": 64},
+        {"kind": "inference", "run": "parent", "median_ms": 6.0, "batch_size": 128},
+        {"kind": "inference", "run": "child", "median_ms": 2.0, "batch_size": 128},
+    ]
+    frame = pd.DataFrame(rows).assign(config="paper.yaml", task="cifar10", switch="-", device="test-device")
+    table = cost.cost_table(str(REPO / "config" / "paper.yaml"), frame).set_index("run")
+    seeds = len(cfg["seeds"])
+    alone_steps, batch = t["child"]["train"]["steps"], t["child"]["train"]["batch_size"]
+    assert table.loc["alone/default", "hours"] == pytest.approx(seeds * alone_steps * 100.0 * batch / 64 / 3.6e6)
+    ft = t["child"]["finetune"]
+    assert table.loc["hkt/no_ga", "timed_as"] == "hkt/default"  # an ablation costs what its method costs
+    assert table.loc["hkt/no_ga", "hours"] == pytest.approx(seeds * ft["steps"] * 300.0 * ft["batch_size"] / 64 / 3.6e6)
+    assert "parent" not in table.index  # the published ResNet-110 is not trained
+    assert (table.device == "test-device").all()
+    assert "test-device" in cost.to_markdown(table.reset_index(), "paper.yaml")
