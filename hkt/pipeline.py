@@ -275,6 +275,17 @@ def check_recorded(meta: dict, spec: dict, where: str) -> None:
     )
 
 
+def load_deployed(task, model_dir: str | Path, current: dict, what: str):
+    """The deployed model of a model directory in its bare architecture (strict keys), after
+    checking that it was trained with the `current` specification; returns (model, meta)."""
+    model_dir = Path(model_dir)
+    meta = json.loads((model_dir / "meta.json").read_text())
+    check_recorded(meta, current, f"{what} ({model_dir})")
+    model = build_model(task, current["arch"])
+    load_checkpoint(model, model_dir / WEIGHTS[current["role"]])
+    return model, meta
+
+
 def evaluate(
     spec: dict,
     models: dict[tuple[str, str, int], tuple[str | Path, dict]],
@@ -312,11 +323,7 @@ def evaluate(
 
     rows, common = [], {"task": spec["task"], "scale": spec["scale"], "eval_device": device_name(device)}
     for (method, variant, seed), (model_dir, current) in models.items():
-        model_dir = Path(model_dir)
-        meta = json.loads((model_dir / "meta.json").read_text())
-        check_recorded(meta, current, f"{spec['task']} {method}/{variant} seed {seed} ({model_dir})")
-        model = build_model(task, current["arch"])
-        load_checkpoint(model, model_dir / WEIGHTS[current["role"]])
+        model, meta = load_deployed(task, model_dir, current, f"{spec['task']} {method}/{variant} seed {seed}")
         base = {**common, "method": method, "variant": variant, "seed": seed, **{k: meta[k] for k in META_COLUMNS}}
         scored = score(model, meta["selected"][metric])
         rows += [{**base, **r} for r in scored]
@@ -351,10 +358,7 @@ def export(spec: dict, name: str, model_dir: str | Path, current: dict, out_dir:
     task = task_of(spec)
     device = setup(spec, threads)
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    meta = json.loads((model_dir / "meta.json").read_text())
-    check_recorded(meta, current, f"{spec['task']} export {name} ({model_dir})")
-    model = build_model(task, current["arch"])
-    load_checkpoint(model, model_dir / WEIGHTS[current["role"]])
+    model, _ = load_deployed(task, model_dir, current, f"{spec['task']} export {name}")
     staging = out_dir.with_name(out_dir.name + ".partial")
     if staging.exists():  # left by a killed job
         shutil.rmtree(staging)

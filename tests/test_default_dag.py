@@ -56,7 +56,7 @@ def test_inhernet_added_through_the_registry_learns_within_the_childs_budget(dag
 
 def test_every_run_records_its_metadata(dag):
     metas = list((dag / "results" / "runs").glob("**/meta.json"))
-    assert len(metas) == (1 + 2 * 12) + (2 + 2 * (2 + 15)) + (1 + 2 * 10)  # CIFAR; flow with its chairs stages; LiTS
+    assert len(metas) == (1 + 2 * 12) + (2 + 2 * (2 + 15)) + (1 + 2 * 8)  # CIFAR; flow with its chairs stages; LiTS
     for meta in metas:
         record = json.loads(meta.read_text())
         for key in ("commit", "config_hash", "seed", "torch", "torchvision", "python", "device", "selected", "spec"):
