@@ -11,7 +11,9 @@ run; a parent that is trained (not a published release) at the child-alone step 
 measured parent/child inference ratio. The `timed_as` column says which. Evaluation and data
 preparation are not counted (minutes against days). Earlier stages at smaller crops (RAFT's
 FlyingChairs and Things stages) are charged at the last stage's shapes, so flow figures are upper
-bounds. Hours are device-hours on the device that `make bench` ran on (its `device` column).
+bounds. A block that was not measured borrows the measurements of a block of the same task
+package with the same parent and child (the three optical-flow regimes share RAFT's Sintel-stage
+measurement). Hours are device-hours on the device that `make bench` ran on (its `device` column).
 """
 
 from __future__ import annotations
@@ -36,6 +38,21 @@ def _timed_as(run: str, measured: dict[str, float]) -> str:
     return max(measured, key=measured.get)
 
 
+def _measured_block(cfg: dict, task: str, measured: set) -> str | None:
+    """The block whose measurements stand for `task`: its own, else a measured block of the same
+    task package with the same parent and child (e.g. the flow regimes share one measurement)."""
+    if task in measured:
+        return task
+    t = cfg["tasks"][task]
+    package = t.get("module") or f"hkt.tasks.{task}"
+    for other in sorted(measured & set(cfg["tasks"])):
+        o = cfg["tasks"][other]
+        same = (o.get("module") or f"hkt.tasks.{other}") == package
+        if same and (o["parent"]["arch"], o["child"]["arch"]) == (t["parent"]["arch"], t["child"]["arch"]):
+            return other
+    return None
+
+
 def cost_table(config_path: str, bench: pd.DataFrame) -> pd.DataFrame:
     cfg = C.validate(C.load(config_path))
     name = Path(config_path).name
@@ -44,24 +61,28 @@ def cost_table(config_path: str, bench: pd.DataFrame) -> pd.DataFrame:
         bench = bench[bench["switch"].fillna("-") == "-"]
     rows = []
     for task in cfg["tasks"]:
-        mine = bench[bench["task"] == task]
-        steps = mine[mine["kind"] == "train_step"]
-        if steps.empty:
+        timed_block = _measured_block(cfg, task, set(bench["task"]))
+        if timed_block is None:
             continue
+        mine = bench[bench["task"] == timed_block]
+        steps = mine[mine["kind"] == "train_step"]
         step_ms = dict(zip(steps["run"], steps["median_ms"], strict=True))
         step_batch = dict(zip(steps["run"], steps["batch_size"], strict=True))
         infer = dict(
             zip(mine[mine.kind == "inference"]["run"], mine[mine.kind == "inference"]["median_ms"], strict=True)
         )
         device = steps["device"].iloc[0]
+        prefix = "" if timed_block == task else f"{timed_block}: "
         for run in cfg["tasks"][task]["runs"]:
             timed = _timed_as(run, step_ms)
             specs = C.run_specs(cfg, task, *run.split("/"), cfg["seeds"][0])
-            rows.append(_row(task, run, timed, specs, step_ms[timed], step_batch[timed], len(cfg["seeds"]), device))
+            rows.append(
+                _row(task, run, prefix + timed, specs, step_ms[timed], step_batch[timed], len(cfg["seeds"]), device)
+            )
         if C.parent_source(cfg["tasks"][task]["parent"], C.load_manifest()) == "train" and "alone/default" in step_ms:
             ratio = infer["parent"] / infer["child"]
             specs = C.parent_specs(cfg, task)
-            timed = f"alone/default x {ratio:.2f} (parent/child inference)"
+            timed = f"{prefix}alone/default x {ratio:.2f} (parent/child inference)"
             rows.append(
                 _row(
                     task,
