@@ -197,7 +197,7 @@ def ga_figure(table: pd.DataFrame, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hkt.io import atomic_path
+    from hkt.report import save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     n = table["tokens"].to_numpy(dtype=float)
@@ -218,9 +218,7 @@ def ga_figure(table: pd.DataFrame, path: str | Path) -> None:
         fontsize=9,
     )
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=130, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _row(times: list[float], device: torch.device, **fields) -> dict:
@@ -302,7 +300,7 @@ def figure(table: pd.DataFrame, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hkt.io import atomic_path
+    from hkt.report import save_figure
 
     configs = list(dict.fromkeys(table["config"]))
     if "switch" not in table:
@@ -354,9 +352,7 @@ def figure(table: pd.DataFrame, path: str | Path) -> None:
         fontsize=9,
     )
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=130, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> None:
