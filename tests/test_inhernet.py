@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
-from conftest import REPO, quiet, run_spec, train_run
+from conftest import REPO, parent_spec, quiet, run_spec, train_run
 
 from baselines import inhernet as I
+from hkt import config as C
 from hkt import pipeline
 from hkt.methods import load_method
 from hkt.models import load_checkpoint
@@ -105,7 +106,7 @@ def test_a_bad_architecture_name_is_refused_with_the_reason(name, message):
 
 def test_trained_through_the_workflow_the_deployed_network_loads_into_its_bare_architecture(cfg, tmp_path):
     parent_dir, run_dir = tmp_path / "parent", tmp_path / "inhernet"
-    parent = pipeline.train_stage(run_spec_parent(cfg), parent_dir, log=quiet)
+    parent = pipeline.train_stage(parent_spec(cfg), parent_dir, log=quiet)
     spec = run_spec(cfg, "inhernet", "default")
     assert spec["arch"] == ARCH and spec["init"] == "scratch" and spec["needs_parent"]
     assert spec["schedule"]["lr"] == cfg["tasks"]["cifar10"]["child"]["finetune"]["lr"]  # the fine-tuning schedule
@@ -114,18 +115,12 @@ def test_trained_through_the_workflow_the_deployed_network_loads_into_its_bare_a
     load_checkpoint(model, weights)  # strict: exactly the inherited network's keys
     assert n_params(model) <= n_params(CIFAR.build_model("resnet8"))
     table = pipeline.evaluate(
-        __import__("hkt.config", fromlist=["x"]).evaluation_spec(cfg, "cifar10"),
+        C.evaluation_spec(cfg, "cifar10"),
         {("inhernet", "default", 0): (run_dir, spec)},
         tmp_path / "metrics.csv",
         log=quiet,
     )
     assert set(table.metric) >= {"top1_acc", "params_m", "inference_ms"}
-
-
-def run_spec_parent(cfg):
-    from conftest import parent_spec
-
-    return parent_spec(cfg)
 
 
 def test_the_method_refuses_a_child_that_is_not_inherited():
