@@ -19,13 +19,18 @@ and nothing else competes for the processor; the ratios of one invocation compar
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
@@ -76,11 +81,17 @@ def _timed(fn, *, steps: int, warmup: int, device: torch.device) -> list[float]:
 SWITCHES = ("channels_last", "bf16", "compile")  # Schedule switches that `bench.switches` may name
 
 
-def measure_step(config_path: str, task_name: str, run: str, *, steps: int, warmup: int, threads: int) -> dict:
-    """Median step time and peak memory of one run's last training stage; `run` may carry speed
-    switches to turn on, `method/variant+switch+...`."""
-    cfg, t, task, ev, device = _setup(config_path, task_name, threads)
-    name, *switches = run.split("+")
+class _Step(NamedTuple):
+    step: Callable  # (inputs, targets) on the device -> None: one optimisation step
+    bench: Any  # the task's BenchData at the stage's shapes
+    spec: dict  # the run's last stage
+    data: Any  # that stage's data configuration, with tasks.<task>.bench.data applied
+    batch_size: int
+
+
+def _training_step(cfg, t, task, ev, device, task_name: str, name: str, switches=()) -> _Step:
+    """One run's last training stage as `make bench` times it: its objective, optimiser and
+    schedule (with the named speed switches on), built as training builds them."""
     method, variant = name.split("/")
     spec = C.run_specs(cfg, task_name, method, variant, 0)[-1]
     module = load_method(spec["module"])
@@ -93,26 +104,153 @@ def measure_step(config_path: str, task_name: str, run: str, *, steps: int, warm
     torch.manual_seed(0)
     child = build_model(task, spec["arch"])
     parent = build_model(task, spec["parent_arch"]) if module.NEEDS_PARENT else None
-    x, y = bench.batch
-    objective = module.build(child, parent, bench.task or task, params, _first(x, 2)).to(device).train()
+    objective = module.build(child, parent, bench.task or task, params, _first(bench.batch[0], 2)).to(device).train()
     trainable = [p for p in objective.parameters() if p.requires_grad]
     optimizer = schedule.make_optimizer(trainable)
-    step = step_function(objective, objective, trainable, optimizer, schedule, device)
-    x, y = _to(x, device), _to(y, device)
+    return _Step(
+        step_function(objective, objective, trainable, optimizer, schedule, device), bench, spec, data, batch_size
+    )
+
+
+def measure_step(config_path: str, task_name: str, run: str, *, steps: int, warmup: int, threads: int) -> dict:
+    """Median step time and peak memory of one run's last training stage; `run` may carry speed
+    switches to turn on, `method/variant+switch+...`."""
+    cfg, t, task, ev, device = _setup(config_path, task_name, threads)
+    name, *switches = run.split("+")
+    built = _training_step(cfg, t, task, ev, device, task_name, name, switches)
+    x, y = (_to(v, device) for v in built.bench.batch)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = _timed(lambda: step(x, y), steps=steps, warmup=warmup, device=device)
-    shape = tuple((x[0] if isinstance(x, tuple) else x).shape)
+    _wait_for_the_others()
+    times = _timed(lambda: built.step(x, y), steps=steps, warmup=warmup, device=device)
     return _row(
         times,
         device,
         kind="train_step",
         run=name,
         switch="+".join(switches) or "-",
-        batch_size=batch_size,
-        input_shape=shape,
-        stage=spec["stage"],
+        batch_size=built.batch_size,
+        input_shape=_shape(x),
+        stage=built.spec["stage"],
     )
+
+
+SUITE = "suite"  # the pipeline label of the task's own batches (Task.training)
+PIPELINE = "pipeline="  # `--one` measures a data pipeline when its RUN argument starts so
+
+
+def measure_pipeline(config_path: str, task_name: str, pipeline: str, *, steps: int, warmup: int, threads: int) -> dict:
+    """Time per training step of `bench.pipelines.run` with the batches read as well: from the
+    task's own batches (`suite`: Task.training, built on the training device) or from the plain
+    DataLoader loop that the task describes (`dataloader:<workers>`: Task.plain_loader). Both read
+    one dataset, prepared for the measurement in a temporary folder (`bench.pipelines.data` may
+    replace the source, e.g. a generated stand-in of the real size and on-disk layout: the time
+    does not depend on the pixels)."""
+    cfg, t, task, ev, device = _setup(config_path, task_name, threads)
+    block = t["bench"]["pipelines"]
+    built = _training_step(cfg, t, task, ev, device, task_name, block["run"])
+    with tempfile.TemporaryDirectory() as tmp:
+        key = f"tasks.{task_name}.bench.pipelines.data"
+        data = C.task_config(task, {**built.spec["data"], **(block.get("data") or {}), "root": tmp}, key)
+        task.prepare_data(data, allow_network=False)
+        if pipeline == SUITE:
+            batches = task.training(data, batch_size=built.batch_size, seed=0, device=device).batches
+            counter = itertools.count()
+
+            def fetch():
+                return batches(next(counter))
+        else:
+            workers = int(pipeline.removeprefix("dataloader:"))
+            stream = iter(task.plain_loader(data, batch_size=built.batch_size, seed=0, device=device, workers=workers))
+
+            def fetch():
+                return next(stream)
+
+        shapes = set()
+
+        def one_step():
+            x, y = fetch()
+            shapes.add(_shape(x))
+            built.step(_to(x, device), _to(y, device))
+
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times = _timed(one_step, steps=steps, warmup=warmup, device=device)
+    return _row(
+        times,
+        device,
+        kind="pipeline",
+        run=block["run"],
+        switch="-",
+        pipeline=pipeline,
+        batch_size=built.batch_size,
+        input_shape=_one(shapes, f"{pipeline} batches"),
+        stage=built.spec["stage"],
+    )
+
+
+def _one(shapes: set, what: str) -> tuple:
+    if len(shapes) != 1:
+        raise RuntimeError(f"{what} changed shape during the measurement: {sorted(shapes)}")
+    return next(iter(shapes))
+
+
+def _shape(x) -> tuple:
+    return tuple((x[0] if isinstance(x, tuple) else x).shape)
+
+
+# Concurrent copies of one run meet here before their timed steps, so that they overlap.
+BARRIER_ENV = "HKT_BENCH_BARRIER"
+
+
+def _wait_for_the_others(timeout_s: float = 600.0) -> None:
+    """With HKT_BENCH_BARRIER=<folder>:<copies>, wait until that many processes have arrived."""
+    barrier = os.environ.get(BARRIER_ENV)
+    if not barrier:
+        return
+    folder, copies = barrier.rsplit(":", 1)
+    Path(folder, f"ready-{os.getpid()}").touch()
+    deadline = time.monotonic() + timeout_s
+    while len(list(Path(folder).glob("ready-*"))) < int(copies):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only some of the {copies} concurrent copies reached the barrier in {folder}")
+        time.sleep(0.01)
+
+
+def measure_concurrent(
+    config_path: str, task_name: str, run: str, copies: int, *, steps: int, warmup: int, threads: int
+) -> dict:
+    """`copies` processes training the same run at once on one device (the moonshot's way of
+    filling a GPU that one small model leaves idle): each copy's median step, and what the device
+    does in all (`throughput`: runs' steps per second, relative to one copy alone)."""
+    common = [config_path, task_name, run, str(steps), str(warmup), str(threads)]
+    with tempfile.TemporaryDirectory() as barrier:
+        env = {**os.environ, BARRIER_ENV: f"{barrier}:{copies}"}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "hkt.bench", "--one", *common],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for _ in range(copies)
+        ]
+        outputs = [proc.communicate() for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench measurement of {copies} concurrent copies of {run} failed:\n{err[-4000:]}")
+    rows = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    median = statistics.mean(r["median_ms"] for r in rows)
+    return {
+        **rows[0],
+        "kind": "concurrent",
+        "copies": copies,
+        "median_ms": median,
+        "q1_ms": min(r["median_ms"] for r in rows),  # the fastest and slowest copy's median
+        "q3_ms": max(r["median_ms"] for r in rows),
+        "peak_mb": max(r["peak_mb"] for r in rows),  # per process
+    }
 
 
 @torch.no_grad()
@@ -130,7 +268,6 @@ def measure_inference(config_path: str, task_name: str, role: str, *, steps: int
         torch.cuda.reset_peak_memory_stats(device)
     times = _timed(lambda: bench.infer(model, inp), steps=steps, warmup=warmup, device=device)
     times = [s / bench.infer_batch for s in times]
-    shape = tuple((inp[0] if isinstance(inp, tuple) else inp).shape)
     return _row(
         times,
         device,
@@ -138,7 +275,7 @@ def measure_inference(config_path: str, task_name: str, role: str, *, steps: int
         run=role,
         switch="-",
         batch_size=bench.infer_batch,
-        input_shape=shape,
+        input_shape=_shape(inp),
         stage="-",
     )
 
@@ -227,6 +364,7 @@ def _row(times: list[float], device: torch.device, **fields) -> dict:
         **fields,
         "input_shape": "x".join(map(str, fields["input_shape"])),
         "median_ms": 1000 * statistics.median(times),
+        "mean_ms": 1000 * statistics.mean(times),  # with a data pipeline, its stalls show here
         "q1_ms": 1000 * q[0],
         "q3_ms": 1000 * q[2],
         "peak_mb": _peak_mb(device),
@@ -260,13 +398,23 @@ def run(config_paths: list[str], task_name: str, *, threads: int, log=print) -> 
             for run in t["bench"].get("switch_runs") or t["bench"]["runs"][:1]
             for switch in t["bench"].get("switches", [])
         ]
-        for name in [*t["bench"]["runs"], *INFERENCE, *switched]:
+        pipelines = t["bench"].get("pipelines")
+        piped = (
+            [f"{PIPELINE}{SUITE}", *(f"{PIPELINE}dataloader:{w}" for w in pipelines["workers"])] if pipelines else []
+        )
+        for name in [*t["bench"]["runs"], *INFERENCE, *switched, *piped]:
             common = [path, task_name, name, str(opts["steps"]), str(opts["warmup"]), str(threads)]
             row = _in_subprocess(common)
             log(f"{Path(path).name} {task_name} {name}: {row['median_ms']:.1f} ms, peak {row['peak_mb']:.0f} MB")
             measured.append(row)
+        concurrent = t["bench"].get("concurrent")
+        for copies in concurrent["copies"] if concurrent else []:
+            row = measure_concurrent(path, task_name, concurrent["run"], copies, threads=threads, **opts)
+            log(f"{Path(path).name} {task_name} {copies} x {concurrent['run']}: {row['median_ms']:.1f} ms per copy")
+            measured.append(row)
         steps = {r["run"]: r["median_ms"] for r in measured if r["kind"] == "train_step" and r["switch"] == "-"}
         first = t["bench"]["runs"][0]
+        suite = next((r["mean_ms"] for r in measured if r.get("pipeline") == SUITE), None)
         for row in measured:
             row.update(
                 config=Path(path).name,
@@ -279,7 +427,14 @@ def run(config_paths: list[str], task_name: str, *, threads: int, log=print) -> 
                 torch=torch.__version__,
                 commit=commit,
             )
-            if row["kind"] == "train_step" and row["switch"] != "-":  # against the same run without it
+            if row["kind"] == "pipeline":  # against the suite's own batches: mean step, stalls included
+                row["reference"] = f"{row['run']} ({SUITE} batches)"
+                row["ratio"] = row["mean_ms"] / suite
+            elif row["kind"] == "concurrent":  # against the same run alone on the device
+                row["reference"] = f"{row['run']} (alone on the device)"
+                row["ratio"] = row["median_ms"] / steps[row["run"]]
+                row["throughput"] = row["copies"] / row["ratio"]
+            elif row["kind"] == "train_step" and row["switch"] != "-":  # against the same run without it
                 row["reference"] = row["run"]
                 row["ratio"] = row["median_ms"] / steps[row["run"]]
             elif row["kind"] == "train_step":
@@ -308,6 +463,10 @@ def figure(table: pd.DataFrame, path: str | Path) -> None:
     panels = [("train_step", "training step"), ("inference", "inference per input")]
     if (table["switch"] != "-").any():
         panels.append(("switch", "training step with a speed switch (ratio to the same run without)"))
+    if (table["kind"] == "pipeline").any():
+        panels.append(("pipeline", "step with its batches read (mean; ratio to the suite's batches)"))
+    if (table["kind"] == "concurrent").any():
+        panels.append(("concurrent", "copies at once on one device (step per copy; ratio to one alone)"))
     fig, axes = plt.subplots(
         len(panels), len(configs), figsize=(max(7.0, 5.5 * len(configs)), 3.8 * len(panels)), squeeze=False
     )
@@ -317,6 +476,13 @@ def figure(table: pd.DataFrame, path: str | Path) -> None:
             if kind == "switch":
                 sub = table[(table.config == name) & (table.switch != "-")]
                 labels = sub["run"] + "\n+" + sub["switch"]
+            elif kind == "pipeline":
+                sub = table[(table.config == name) & (table.kind == kind)]
+                sub = sub.assign(median_ms=sub["mean_ms"], q1_ms=sub["mean_ms"], q3_ms=sub["mean_ms"])
+                labels = sub["pipeline"].str.replace("dataloader:", "DataLoader\nworkers=")
+            elif kind == "concurrent":
+                sub = table[(table.config == name) & (table.kind == kind)]
+                labels = sub["copies"].astype(int).astype(str) + " x " + sub["run"]
             else:
                 sub = table[(table.config == name) & (table.kind == kind) & (table.switch == "-")]
                 labels = sub["run"]
@@ -369,6 +535,9 @@ def main(argv=None) -> None:
     if args.one:  # one measurement, in a process of its own: print its row as JSON
         path, task_name, name, steps, warmup, threads = args.one
         kw = {"steps": int(steps), "warmup": int(warmup), "threads": int(threads)}
+        if name.startswith(PIPELINE):
+            print(json.dumps(measure_pipeline(path, task_name, name.removeprefix(PIPELINE), **kw)))
+            return
         fn = measure_inference if name in INFERENCE else measure_step
         print(json.dumps(fn(path, task_name, name, **kw)))
         return

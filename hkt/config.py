@@ -161,9 +161,19 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
     for i, run in enumerate((task_cfg.get("bench") or {}).get("runs", [])):
         if run not in task_cfg["runs"]:
             raise ValueError(f"{key}.bench.runs[{i}]: {run!r} is not in {key}.runs")
-    for i, run in enumerate((task_cfg.get("bench") or {}).get("switch_runs", [])):
-        if run not in task_cfg["bench"]["runs"]:
+    bench = task_cfg.get("bench") or {}
+    for i, run in enumerate(bench.get("switch_runs", [])):
+        if run not in bench["runs"]:
             raise ValueError(f"{key}.bench.switch_runs[{i}]: {run!r} is not in {key}.bench.runs")
+    for what in ("pipelines", "concurrent"):
+        if what in bench and bench[what]["run"] not in bench["runs"]:
+            raise ValueError(f"{key}.bench.{what}.run: {bench[what]['run']!r} is not in {key}.bench.runs")
+    if "pipelines" in bench:
+        if task.plain_loader is None:
+            raise ValueError(
+                f"{key}.bench.pipelines: task {task.name!r} describes no DataLoader loop (Task.plain_loader)"
+            )
+        task_config(task, {**task_cfg["data"], **(bench["pipelines"].get("data") or {})}, f"{key}.bench.pipelines.data")
     uses_child = [r for r in task_cfg["runs"] if run_init(cfg, *r.split("/")) == "child"]
     if uses_child and run_init(cfg, *CHILD_RUN) != "scratch":
         raise ValueError(

@@ -14,6 +14,9 @@ FlyingChairs and Things stages) are charged at the last stage's shapes, so flow 
 bounds. A block that was not measured borrows the measurements of a block of the same task
 package with the same parent and child (the three optical-flow regimes share RAFT's Sintel-stage
 measurement). Hours are device-hours on the device that `make bench` ran on (its `device` column).
+Where `make bench` measured copies of a run training at once on one device (`bench.concurrent`),
+`packed_hours` is the same work at the best measured throughput: the wall-clock time of the
+block's runs trained that many at a time (every run assumed to pack as the measured one does).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ def cost_table(config_path: str, bench: pd.DataFrame) -> pd.DataFrame:
             zip(mine[mine.kind == "inference"]["run"], mine[mine.kind == "inference"]["median_ms"], strict=True)
         )
         device = steps["device"].iloc[0]
+        packed = _best_packing(mine)
         prefix = "" if timed_block == task else f"{timed_block}: "
         for run in cfg["tasks"][task]["runs"]:
             timed = _timed_as(run, step_ms)
@@ -95,7 +99,20 @@ def cost_table(config_path: str, bench: pd.DataFrame) -> pd.DataFrame:
                     device,
                 )
             )
+        for row in rows:
+            if row["task"] == task:
+                row["packed_copies"], row["packed_hours"] = packed[0], row["hours"] / packed[1]
     return pd.DataFrame(rows)
+
+
+def _best_packing(block: pd.DataFrame) -> tuple[int, float]:
+    """(copies, throughput) of the measured concurrency with the most throughput: runs trained
+    that many at a time on one device finish `throughput` times sooner than one at a time
+    (`bench.concurrent`; (1, 1.0) where it was not measured)."""
+    if "copies" not in block or not (block["kind"] == "concurrent").any():
+        return 1, 1.0
+    best = block[block["kind"] == "concurrent"].sort_values("throughput").iloc[-1]
+    return (int(best["copies"]), float(best["throughput"])) if best["throughput"] > 1 else (1, 1.0)
 
 
 def _row(task, run, timed, specs, ms, measured_batch, seeds, device) -> dict:
@@ -125,16 +142,21 @@ def to_markdown(table: pd.DataFrame, config_name: str) -> str:
         "from measured step times; every seed of every run, the parent where it is trained. See hkt/cost.py for "
         "what is estimated.",
         "",
-        "| task | runs (incl. parent) | seeds | total hours | largest run (hours, all seeds) |",
-        "|---|---:|---:|---:|---|",
+        "The last column is the wall-clock time on one device when the block's runs train several at once, at the "
+        "throughput measured for that many copies of one run (`bench.concurrent`); a dash where it was not measured.",
+        "",
+        "| task | runs (incl. parent) | seeds | total hours | largest run (hours, all seeds) | runs at once: hours |",
+        "|---|---:|---:|---:|---|---|",
     ]
     for task, group in table.groupby("task", sort=False):
         top = group.loc[group["hours"].idxmax()]
+        copies = int(group["packed_copies"].iloc[0])
+        packed = f"{copies}: {group['packed_hours'].sum():,.1f}" if copies > 1 else "–"
         lines.append(
             f"| {task} | {len(group)} | {group['seeds'].max()} | {group['hours'].sum():,.0f} | "
-            f"{top['run']} ({top['hours']:,.0f}) |"
+            f"{top['run']} ({top['hours']:,.0f}) | {packed} |"
         )
-    lines.append(f"| **all** | {len(table)} | | **{table['hours'].sum():,.0f}** | |")
+    lines.append(f"| **all** | {len(table)} | | **{table['hours'].sum():,.0f}** | | |")
     return "\n".join(lines) + "\n"
 
 

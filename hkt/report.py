@@ -373,3 +373,29 @@ def report_input(spec: dict, metrics_csv, paper_csv, model_dirs: dict | None = N
         model_dirs=dict(model_dirs or {}),
     )
     return inp, get_task(spec["task"], spec.get("task_module"))
+
+
+def load_shown_models(inp, shown: dict) -> dict:
+    """The models a figure runs, in eval mode on the CPU: `shown` maps a display name to
+    (method, variant, seed), seed None for any; each comes from the report's model directories,
+    built in the architecture its meta.json records (so a method that brings its own architecture
+    is shown as trained) and loaded with strict keys. Names without a model directory are left out."""
+    import json
+    from pathlib import Path
+
+    from hkt.models import load_checkpoint
+    from hkt.pipeline import WEIGHTS
+    from hkt.tasks import build_model, get_task
+
+    task = get_task(inp.spec["task"], inp.spec.get("task_module"))
+    nets = {}
+    for name, (method, variant, seed) in shown.items():
+        key = next((k for k in inp.model_dirs if k[:2] == (method, variant) and seed in (None, k[2])), None)
+        if key is None:
+            continue
+        folder = Path(inp.model_dirs[key])
+        trained = json.loads((folder / "meta.json").read_text())["spec"]
+        model = build_model(task, trained["arch"])
+        load_checkpoint(model, folder / WEIGHTS[trained["role"]])
+        nets[name] = model.eval()
+    return nets

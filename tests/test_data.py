@@ -172,6 +172,49 @@ def test_batches_are_a_pure_function_of_seed_and_step(tiny_data):
     assert a(0)[0].shape == (32, 3, 32, 32)
 
 
+def test_every_augmented_image_is_a_torchvision_random_crop_with_padding_and_flip_of_its_source():
+    """The device-side augmentation is the plain DataLoader loop's RandomCrop(32, padding=4) +
+    RandomHorizontalFlip: each output is one of their outcomes, and every outcome occurs."""
+    from torchvision.transforms.v2 import functional as TF
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g)
+    batches = Batches(images, torch.arange(64), batch_size=16, seed=0, mean=[0.0] * 3, std=[1.0] * 3, crop_padding=4)
+    seen = set()
+    for step in range(64):  # 1,024 draws: every one of the 81 offsets occurs
+        x, source = batches(step)
+        for image, i in zip(x, source.tolist(), strict=True):
+            padded = TF.pad(images[i], [4])
+            outcomes = set()
+            for dy in range(9):
+                for dx in range(9):
+                    crop = TF.crop(padded, dy, dx, 32, 32)
+                    for flip in (False, True):
+                        if torch.equal(image, (TF.horizontal_flip(crop) if flip else crop).float() / 255):
+                            outcomes.add((dy, dx, flip))
+            assert outcomes, f"step {step}: image {i} is not a padded crop (or its mirror) of its source"
+            seen |= outcomes
+    assert {(dy, dx) for dy, dx, _ in seen} == {(dy, dx) for dy in range(9) for dx in range(9)}
+    assert {flip for *_, flip in seen} == {False, True}
+
+
+def test_batches_stay_on_the_device_that_holds_the_images():
+    """With the images on an accelerator, every draw is moved there and the batch is built there
+    (the meta device stands in for a GPU here: a tensor left on the CPU fails the same way)."""
+    images = torch.zeros(40, 3, 32, 32, dtype=torch.uint8, device="meta")
+    batches = Batches(
+        images,
+        torch.zeros(40, dtype=torch.long, device="meta"),
+        batch_size=8,
+        seed=0,
+        mean=[0.5] * 3,
+        std=[0.25] * 3,
+        crop_padding=4,
+    )
+    x, y = batches(7)
+    assert x.device.type == y.device.type == "meta" and x.shape == (8, 3, 32, 32) and x.dtype == torch.float32
+
+
 @pytest.mark.parametrize("member", ["../escape.txt", "/abs.txt", "a/../../escape.txt"])
 def test_zip_members_that_leave_the_destination_are_refused_and_nothing_is_extracted(tmp_path, member):
     import zipfile

@@ -12,10 +12,10 @@ from conftest import REPO, parent_spec, quiet, run_spec, train_run
 
 from baselines import inhernet as I
 from hkt import config as C
-from hkt import pipeline
+from hkt import pipeline, report
 from hkt.methods import load_method
 from hkt.models import load_checkpoint
-from hkt.tasks import build_model, get_task
+from hkt.tasks import ReportInput, build_model, get_task
 
 CIFAR = get_task("cifar10")
 ARCH = "baselines.inhernet:resnet20@budget=resnet8,heads=2"
@@ -121,6 +121,21 @@ def test_trained_through_the_workflow_the_deployed_network_loads_into_its_bare_a
         log=quiet,
     )
     assert set(table.metric) >= {"top1_acc", "params_m", "inference_ms"}
+    # figures that run models (flow Figure 4, LiTS overlays) show it in its own architecture
+    shown = report.load_shown_models(
+        ReportInput(
+            spec={"task": "cifar10"},
+            results=None,
+            paper=None,
+            curves={},
+            model_dirs={("inhernet", "default", 0): run_dir, ("parent", "default", None): parent_dir},
+        ),
+        {"inhernet": ("inhernet", "default", 0), "parent": ("parent", "default", None), "absent": ("kd", "default", 0)},
+    )
+    assert list(shown) == ["inhernet", "parent"] and not shown["inhernet"].training
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(shown["inhernet"](x), model.eval()(x))
+    assert type(shown["parent"]) is type(CIFAR.build_model(cfg["tasks"]["cifar10"]["parent"]["arch"]))
 
 
 def test_the_method_refuses_a_child_that_is_not_inherited():

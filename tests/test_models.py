@@ -86,3 +86,14 @@ def test_save_then_load_round_trip(tmp_path):
 def test_unknown_architecture_is_named():
     with pytest.raises(ValueError, match="unknown CIFAR ResNet 'resnet21'"):
         models.build_cifar_resnet("resnet21")
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_a_scoring_pass_runs_in_eval_mode_and_restores_the_mode_even_when_it_fails(mode):
+    model = resnet20().train(mode)
+    with models.evaluating(model):
+        assert not model.training and not model.bn1.training
+    assert model.training is mode and model.bn1.training is mode
+    with pytest.raises(RuntimeError), models.evaluating(model):
+        raise RuntimeError("a failing validation pass")
+    assert model.training is mode

@@ -19,11 +19,15 @@ def weights(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
 
-def train_with(cfg, tmp_path, name, **switches):
+def with_switches(cfg, **switches):
     cfg = copy.deepcopy(cfg)
     for key in ("train", "finetune"):
         cfg["tasks"]["cifar10"]["child"][key].update(steps=STEPS, eval_every=STEPS, checkpoint_every=4, **switches)
-    C.validate(cfg)
+    return C.validate(cfg)
+
+
+def train_with(cfg, tmp_path, name, **switches):
+    cfg = with_switches(cfg, **switches)
     out = tmp_path / name
     shutil.rmtree(out, ignore_errors=True)
     return weights(train_run(cfg, "alone", "default", 0, out)), out
@@ -74,3 +78,35 @@ def test_a_nan_found_at_a_deferred_read_still_stops_the_run_and_names_the_steps(
     with pytest.raises(FloatingPointError, match=r"non-finite loss in steps 0-2"):
         train_run(cfg, "broken", "default", 0, tmp_path / "broken")
     assert not (tmp_path / "broken" / "child.pt").exists()
+
+
+TRAIN_IN_A_PROCESS = """
+import sys, torch, yaml
+sys.path.insert(0, {tests!r})
+from conftest import train_run
+torch.set_num_threads(1)  # as the test process (a job sets its configured threads)
+train_run(yaml.safe_load(open({config!r})), "alone", "default", 0, {out!r})
+"""
+
+
+def test_runs_trained_at_once_in_separate_processes_equal_a_run_trained_alone(cfg, tmp_path):
+    """The moonshot's packing (several runs at a time on one device, `bench.concurrent`) changes
+    nothing in what each run computes: two copies trained at once end with the weights of the run
+    trained alone (bitwise here; on a GPU as far as `deterministic: true` makes its kernels so)."""
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import REPO
+
+    alone, _ = train_with(cfg, tmp_path, "alone")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(with_switches(cfg)))
+    outs = [tmp_path / f"copy{i}" for i in range(2)]
+    code = [TRAIN_IN_A_PROCESS.format(tests=str(REPO / "tests"), config=str(config), out=str(out)) for out in outs]
+    procs = [subprocess.Popen([sys.executable, "-c", c], stderr=subprocess.PIPE, text=True) for c in code]
+    for proc in procs:
+        assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+    for out in outs:
+        copy = weights(out / "child.pt")
+        assert all(torch.equal(alone[k], copy[k]) for k in alone)

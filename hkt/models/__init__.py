@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -18,12 +20,25 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "count_parameters",
+    "evaluating",
 ]
 
 # Checkpoints written before PyTorch 0.4.1 (among them the public CIFAR ResNet release the HKT
 # authors use) have no BatchNorm `num_batches_tracked` buffer. It only matters for momentum=None,
 # so its absence is the one key mismatch tolerated; every other key must match exactly.
 _OPTIONAL_SUFFIX = ".num_batches_tracked"
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode (BatchNorm running statistics, no dropout) for a scoring pass inside training,
+    with the previous mode restored afterwards, also when the pass fails."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -77,6 +77,10 @@ class Task:
     metrics: Mapping[str, str] = field(default_factory=dict)
     # (data_config, eval_config, batch_size, generator) -> BenchData at the configured shapes
     benchmark: Callable | None = None
+    # (data_config, batch_size=, seed=, device=, workers=) -> endless iterator of (inputs,
+    # targets) on the device: the plain DataLoader loop that `training`'s batches replace, which
+    # `make bench` times against them (tasks.<name>.bench.pipelines); None: no such comparison
+    plain_loader: Callable | None = None
     # -- reports ------------------------------------------------------------------------------
     tables: Mapping[str, Callable] = field(default_factory=dict)  # name -> fn(ReportInput, {csv, md, tex: path})
     figures: Mapping[str, Callable] = field(default_factory=dict)  # name -> fn(ReportInput, png path)

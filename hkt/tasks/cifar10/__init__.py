@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from hkt.fields import dataclass_from
-from hkt.models import build_cifar_resnet
+from hkt.models import build_cifar_resnet, evaluating
 from hkt.models.cifar_resnet import DATASET_CLASSES, classes_of
 from hkt.tasks import BenchData, EvaluationData, Task, TrainingData
 from hkt.tasks.cifar10 import stored as S
@@ -136,7 +136,9 @@ class Batches:
 
     Nothing here has state to checkpoint: the epoch permutation and the per-sample crop/flip
     draws come from generators seeded by (seed, epoch) and (seed, step), so a resumed run sees
-    exactly the batches an uninterrupted one would.
+    exactly the batches an uninterrupted one would. The draws are made on the CPU (a few hundred
+    numbers, the same on every device) and the images never leave the device that holds them:
+    with the images on a GPU, the gather, crop, flip and normalisation run there.
     """
 
     def __init__(
@@ -156,8 +158,8 @@ class Batches:
         self.images, self.labels = images, labels
         self.batch_size, self.seed = batch_size, seed
         self.pad, self.flip = crop_padding, flip
-        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
-        self.std = torch.tensor(std).view(1, 3, 1, 1)
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1).to(images.device)
+        self.std = torch.tensor(std).view(1, 3, 1, 1).to(images.device)
         self.per_epoch = len(images) // batch_size  # drop the last partial batch
         self._epoch, self._order = -1, None
 
@@ -165,7 +167,8 @@ class Batches:
         epoch, k = divmod(step, self.per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._order = epoch, torch.randperm(len(self.images), generator=g)
+            order = torch.randperm(len(self.images), generator=g)
+            self._epoch, self._order = epoch, order.to(self.images.device)
         idx = self._order[k * self.batch_size : (k + 1) * self.batch_size]
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + 500_009 + step)
         x = self._augment(self.images[idx], g)
@@ -173,15 +176,17 @@ class Batches:
 
     def _augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b, _, h, w = x.shape
+        on = x.device
         if self.pad:  # random crop from a zero-padded image, as torchvision's RandomCrop(padding)
             padded = F.pad(x, (self.pad,) * 4)
-            oy = torch.randint(0, 2 * self.pad + 1, (b,), generator=g)
-            ox = torch.randint(0, 2 * self.pad + 1, (b,), generator=g)
-            rows = (oy[:, None] + torch.arange(h))[:, None, :, None]
-            cols = (ox[:, None] + torch.arange(w))[:, None, None, :]
-            x = padded[torch.arange(b)[:, None, None, None], torch.arange(3)[None, :, None, None], rows, cols]
+            oy = torch.randint(0, 2 * self.pad + 1, (b,), generator=g).to(on)
+            ox = torch.randint(0, 2 * self.pad + 1, (b,), generator=g).to(on)
+            rows = (oy[:, None] + torch.arange(h, device=on))[:, None, :, None]
+            cols = (ox[:, None] + torch.arange(w, device=on))[:, None, None, :]
+            batch, channel = torch.arange(b, device=on), torch.arange(3, device=on)
+            x = padded[batch[:, None, None, None], channel[None, :, None, None], rows, cols]
         if self.flip:
-            flipped = torch.rand(b, generator=g) < 0.5
+            flipped = (torch.rand(b, generator=g) < 0.5).to(on)
             x = torch.where(flipped[:, None, None, None], x.flip(3), x)
         return x
 
@@ -226,15 +231,13 @@ def accuracy(
     batch_size: int = 500,
 ) -> dict[str, float]:
     """Top-1 accuracy and error (percent) of `model` in eval mode."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
     correct = 0
-    for start in range(0, len(images), batch_size):
-        x = normalize(images[start : start + batch_size].to(device), mean_t, std_t)
-        correct += (model(x).argmax(1).cpu() == labels[start : start + batch_size]).sum().item()
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, len(images), batch_size):
+            x = normalize(images[start : start + batch_size].to(device), mean_t, std_t)
+            correct += (model(x).argmax(1).cpu() == labels[start : start + batch_size]).sum().item()
     acc = 100.0 * correct / len(images)
     return {"top1_acc": acc, "top1_err": 100.0 - acc}
 
@@ -268,6 +271,12 @@ def mae_to_onehot(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (logits.softmax(dim=1) - onehot).abs().mean()
 
 
+def plain_loader(data: DataConfig, *, batch_size: int, seed: int, device, workers: int):
+    from hkt.tasks.cifar10 import data as D  # torchvision: bench jobs only
+
+    return D.plain_loader(data, batch_size=batch_size, seed=seed, device=device, workers=workers)
+
+
 def _tables():
     from hkt.tasks.cifar10 import tables  # matplotlib: imported by report jobs only
 
@@ -291,6 +300,7 @@ TASK = Task(
     select=("top1_acc", "max"),
     metrics={"top1_acc": "max", "top1_err": "min"},
     benchmark=benchmark,
+    plain_loader=plain_loader,
     tables={
         "table2": lambda inp, outs: _tables().table2(inp, outs),
         "comparisons": lambda inp, outs: _tables().comparisons(inp, outs),

@@ -278,3 +278,41 @@ def _decode(folder: Path, train: bool, md5: dict, layout: Layout) -> tuple[torch
         raise ValueError(f"{layout.name} files under {folder} fail their md5 check: {err}") from err
     images = torch.from_numpy(np.ascontiguousarray(data.data)).permute(0, 3, 1, 2).contiguous()
     return images, torch.tensor(data.targets, dtype=torch.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# The plain DataLoader loop, for `make bench` only
+# ---------------------------------------------------------------------------------------------
+def plain_loader(data, *, batch_size: int, seed: int, device, workers: int):
+    """Batches as a typical CIFAR training script makes them, endlessly: torchvision's reader
+    class over the prepared files (with the manifest's md5s), per-image PIL transforms in
+    `workers` DataLoader processes (a resize when the configured resolution is not 32, RandomCrop
+    with the configured padding, horizontal flip, ToTensor, Normalize), shuffled, pinned on
+    CUDA and copied to the device. `make bench` times it against the suite's batches, which keep
+    the uint8 images on the training device and augment them there (`hkt.tasks.cifar10.Batches`:
+    the same crop and flip, tested)."""
+    from torchvision import transforms as T
+
+    from hkt.tasks.cifar10.stored import read_manifest
+
+    root = Path(data.root)
+    record = read_manifest(root)
+    steps = [T.Resize(data.resolution)] if data.resolution != 32 else []  # the suite resizes at load
+    steps += [T.RandomCrop(data.resolution, padding=data.crop_padding), T.RandomHorizontalFlip()]
+    steps += [T.ToTensor(), T.Normalize(data.mean, data.std)]
+    dataset = _verified_reader(LAYOUTS[data.dataset], root / record["folder"], True, record["md5"])
+    dataset.transform = T.Compose(steps)
+    device = torch.device(device)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,  # no worker start-up at every epoch: the loop at its best
+        generator=torch.Generator().manual_seed(seed),
+    )
+    while True:
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)

@@ -16,6 +16,7 @@ from functools import partial
 
 import torch
 
+from hkt.models import evaluating
 from hkt.tasks import BenchData, EvaluationData, Task, TrainingData
 from hkt.tasks.flow import data as D
 from hkt.tasks.flow import metrics as M
@@ -48,12 +49,10 @@ def _suffix(data: DataConfig) -> str:
 @torch.no_grad()
 def _epe_on(model, pairs, updates: int, device) -> dict:
     """Pixel-pooled EPE of `model` over (image1, image2, flow, valid) pairs, one at a time."""
-    was = model.training
-    model.eval()
     meter = M.FlowMeter()
-    for a, b, flow, valid in pairs:
-        meter.update(_infer(model, a, b, updates, device)[None], flow[None], valid[None])
-    model.train(was)
+    with evaluating(model):
+        for a, b, flow, valid in pairs:
+            meter.update(_infer(model, a, b, updates, device)[None], flow[None], valid[None])
     return {"epe": meter.result()["epe"]}
 
 

@@ -5,7 +5,6 @@ report functions of the flow task (each takes a hkt.tasks.ReportInput)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import matplotlib
 
@@ -184,8 +183,7 @@ def figure4_qualitative(inp: ReportInput, path) -> None:
     from torchvision.utils import flow_to_image
 
     from hkt.fields import dataclass_from
-    from hkt.models import load_checkpoint
-    from hkt.tasks.flow import _infer, models
+    from hkt.tasks.flow import _infer
     from hkt.tasks.flow.data import DataConfig, sintel_pairs
 
     spec = inp.spec
@@ -198,15 +196,7 @@ def figure4_qualitative(inp: ReportInput, path) -> None:
         if role in options:
             method, variant = options[role].split("/")
             shown[role] = (method, variant, seed)
-    nets = {}
-    for role, (method, variant, s) in shown.items():
-        key = next((k for k in inp.model_dirs if k[:2] == (method, variant) and (s is None or k[2] == s)), None)
-        if key is None:
-            continue
-        arch = spec["parent_arch"] if method == "parent" else spec["child_arch"]
-        model = models.build(arch)
-        load_checkpoint(model, Path(inp.model_dirs[key]) / ("parent.pt" if method == "parent" else "child.pt"))
-        nets[f"{role} ({method}/{variant})"] = model.eval()
+    nets = report.load_shown_models(inp, {f"{role} ({m}/{v})": (m, v, s) for role, (m, v, s) in shown.items()})
     updates = spec["evaluation"].get("sintel_updates", 32)
     fig, axes = plt.subplots(2 * len(pairs), len(nets) + 1, figsize=(2.6 * (len(nets) + 1), 2.3 * len(pairs) * 2))
     for i, (a, b, flow, valid) in enumerate(pairs):

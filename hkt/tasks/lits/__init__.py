@@ -16,6 +16,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from hkt.models import evaluating
 from hkt.tasks import BenchData, EvaluationData, Task, TrainingData
 from hkt.tasks.lits import data as D
 from hkt.tasks.lits import metrics as M
@@ -52,12 +53,10 @@ def _dataset_name(data: DataConfig) -> str:
 
 
 def _dice(model, cases, patch, overlap, device) -> dict:
-    was = model.training
-    model.eval()
     meter = M.DiceMeter()
-    for _, image, labels in cases:
-        meter.update(D.predict_labels(model, image, patch, overlap=overlap, device=device), labels)
-    model.train(was)
+    with evaluating(model):
+        for _, image, labels in cases:
+            meter.update(D.predict_labels(model, image, patch, overlap=overlap, device=device), labels)
     return meter.result()
 
 

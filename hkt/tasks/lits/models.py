@@ -120,10 +120,23 @@ def _conv_norm_relu(dims: int, cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(conv(cin, cout, 3, padding=1, bias=False), norm(cout), nn.ReLU(inplace=True))
 
 
+class _ThreeBlocks(nn.Module):
+    """A network defined by its three aligned blocks (encode, decode, finish): the forward pass
+    is their composition by construction, so HKT's stages and the plain model never disagree."""
+
+    def blocks(self) -> list:
+        return [self.encode, self.decode, self.finish]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks():
+            x = block(x)
+        return x
+
+
 # --- PocketNet -----------------------------------------------------------------------------------
 
 
-class PocketNet(nn.Module):
+class PocketNet(_ThreeBlocks):
     """Constant-width 3-D U-Net with in-plane (1,2,2) pooling and skip concatenation."""
 
     def __init__(self, in_channels: int = 1, classes: int = 3, width: int = 32, depth: int = 6, convs: int = 2):
@@ -177,14 +190,6 @@ class PocketNet(nn.Module):
         for level in range(self.cut - 1, -1, -1):
             feature = self._up(feature, skips[level], level)
         return self.head(feature)
-
-    def blocks(self) -> list:
-        return [self.encode, self.decode, self.finish]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks():  # by construction the forward pass is the aligned blocks' composition
-            x = block(x)
-        return x
 
 
 # --- H-DenseUNet ---------------------------------------------------------------------------------
@@ -278,7 +283,7 @@ class DenseEncoder3d(nn.Module):
         return F.relu(self.norm(x)), taps[::-1]
 
 
-class HDenseUNet(nn.Module):
+class HDenseUNet(_ThreeBlocks):
     """H-DenseUNet: 2-D DenseUNet on slice triplets, 3-D DenseUNet on volume + 2-D softmax, fusion."""
 
     def __init__(
@@ -358,14 +363,6 @@ class HDenseUNet(nn.Module):
         for stage, skip in zip(self.decoder3d, [*taps, None], strict=True):
             g = stage(g, skip)
         return self.head(self.fuse(_to_volume(f, b) + g))
-
-    def blocks(self) -> list:
-        return [self.encode, self.decode, self.finish]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks():  # by construction the forward pass is the aligned blocks' composition
-            x = block(x)
-        return x
 
 
 # --- registry ------------------------------------------------------------------------------------

@@ -3,8 +3,6 @@ of the LiTS task (each takes a hkt.tasks.ReportInput)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -72,10 +70,8 @@ def overlays(inp: ReportInput, path) -> None:
     import torch
 
     from hkt.fields import dataclass_from
-    from hkt.models import load_checkpoint
     from hkt.tasks.lits import data as D
     from hkt.tasks.lits import metrics as M
-    from hkt.tasks.lits import models
 
     spec = inp.spec
     data = dataclass_from(D.DataConfig, spec["data"], "data")
@@ -87,15 +83,7 @@ def overlays(inp: ReportInput, path) -> None:
         if run in spec["runs"]:
             method, variant = run.split("/")
             shown[run] = (method, variant, seed)
-    nets = {}
-    for name, (method, variant, s) in shown.items():
-        key = next((k for k in inp.model_dirs if k[:2] == (method, variant) and (s is None or k[2] == s)), None)
-        if key is None:
-            continue
-        arch = spec["parent_arch"] if method == "parent" else spec["child_arch"]
-        model = models.build(arch)
-        load_checkpoint(model, Path(inp.model_dirs[key]) / ("parent.pt" if method == "parent" else "child.pt"))
-        nets[name] = model.eval()
+    nets = report.load_shown_models(inp, shown)
     overlap = spec["evaluation"]["overlap"]
     fig, axes = plt.subplots(
         len(cases), len(nets) + 2, figsize=(2.4 * (len(nets) + 2), 2.5 * len(cases)), squeeze=False
