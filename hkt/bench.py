@@ -87,6 +87,7 @@ class _Step(NamedTuple):
     spec: dict  # the run's last stage
     data: Any  # that stage's data configuration, with tasks.<task>.bench.data applied
     batch_size: int
+    dtype: str  # of the forward passes: "float32", or "bf16 autocast" (the stage's or a switch's)
 
 
 def _training_step(cfg, t, task, ev, device, task_name: str, name: str, switches=()) -> _Step:
@@ -107,9 +108,8 @@ def _training_step(cfg, t, task, ev, device, task_name: str, name: str, switches
     objective = module.build(child, parent, bench.task or task, params, _first(bench.batch[0], 2)).to(device).train()
     trainable = [p for p in objective.parameters() if p.requires_grad]
     optimizer = schedule.make_optimizer(trainable)
-    return _Step(
-        step_function(objective, objective, trainable, optimizer, schedule, device), bench, spec, data, batch_size
-    )
+    step = step_function(objective, objective, trainable, optimizer, schedule, device)
+    return _Step(step, bench, spec, data, batch_size, "bf16 autocast" if schedule.bf16 else "float32")
 
 
 def measure_step(config_path: str, task_name: str, run: str, *, steps: int, warmup: int, threads: int) -> dict:
@@ -129,6 +129,7 @@ def measure_step(config_path: str, task_name: str, run: str, *, steps: int, warm
         kind="train_step",
         run=name,
         switch="+".join(switches) or "-",
+        dtype=built.dtype,
         batch_size=built.batch_size,
         input_shape=_shape(x),
         stage=built.spec["stage"],
@@ -182,6 +183,7 @@ def measure_pipeline(config_path: str, task_name: str, pipeline: str, *, steps: 
         kind="pipeline",
         run=block["run"],
         switch="-",
+        dtype=built.dtype,
         pipeline=pipeline,
         batch_size=built.batch_size,
         input_shape=_one(shapes, f"{pipeline} batches"),
@@ -274,6 +276,7 @@ def measure_inference(config_path: str, task_name: str, role: str, *, steps: int
         kind="inference",
         run=role,
         switch="-",
+        dtype="float32",
         batch_size=bench.infer_batch,
         input_shape=_shape(inp),
         stage="-",

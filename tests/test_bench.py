@@ -15,7 +15,7 @@ def test_each_measurement_times_the_runs_and_switches_named_by_the_config(cfg, t
         "runs": ["alone/default", "hkt/default"],
         "steps": 2,
         "warmup": 1,
-        "switches": ["channels_last"],
+        "switches": ["bf16"],
         "switch_runs": ["hkt/default"],
     }
     path = tmp_path / "tiny.yaml"
@@ -23,7 +23,8 @@ def test_each_measurement_times_the_runs_and_switches_named_by_the_config(cfg, t
     table = bench.run([str(path)], "cifar10", threads=1, log=lambda _: None)
     steps = table[table.kind == "train_step"]
     assert list(steps.run) == ["alone/default", "hkt/default", "hkt/default"]
-    assert list(steps.switch) == ["-", "-", "channels_last"]
+    assert list(steps.switch) == ["-", "-", "bf16"]
+    assert list(steps.dtype) == ["float32", "float32", "bf16 autocast"]  # each row says what it timed
     switched = steps[steps.switch != "-"].iloc[0]
     plain = steps[(steps.run == "hkt/default") & (steps.switch == "-")].iloc[0]
     assert switched.reference == "hkt/default" and switched.ratio == pytest.approx(switched.median_ms / plain.median_ms)
