@@ -13,14 +13,22 @@ import torch
 
 from hkt.config import ROOT
 
+REWRITTEN_OUTPUTS = ("results/bench", "results/frozen")  # committed, and rewritten by rules
+
 
 def git_commit() -> str:
-    """HEAD's commit, suffixed '-dirty' when tracked files differ from it; 'unknown' outside git."""
+    """HEAD's commit, suffixed '-dirty' when tracked files differ from it; 'unknown' outside git.
+    The committed outputs that `make bench` and the freeze rule rewrite do not count: a
+    measurement would otherwise call its own commit dirty once the first output is replaced."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=ROOT, timeout=10).returncode != 0
+        outputs = [f":(exclude){path}" for path in REWRITTEN_OUTPUTS]
+        dirty = (
+            subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ".", *outputs], cwd=ROOT, timeout=10).returncode
+            != 0
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")

@@ -129,3 +129,24 @@ def test_the_cost_table_is_steps_times_measured_step_time_scaled_to_the_recipes_
     assert (table.device == "test-device").all()
     markdown = cost.to_markdown(table.reset_index(), "paper.yaml")
     assert "test-device" in markdown and f"| 4: {table.hours.sum() / 2:,.1f} |" in markdown
+
+
+def test_a_measurement_rewriting_its_committed_outputs_does_not_call_its_commit_dirty(tmp_path, monkeypatch):
+    import subprocess
+
+    from hkt import runmeta
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True)
+
+    (tmp_path / "results" / "bench").mkdir(parents=True)
+    (tmp_path / "results" / "bench" / "cifar10_train_step.csv").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "m")
+    monkeypatch.setattr(runmeta, "ROOT", tmp_path)
+    (tmp_path / "results" / "bench" / "cifar10_train_step.csv").write_text("new\n")
+    assert not runmeta.git_commit().endswith("-dirty")  # the bench's own output
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert runmeta.git_commit().endswith("-dirty")  # code is
