@@ -85,7 +85,6 @@ class _Step(NamedTuple):
     step: Callable  # (inputs, targets) on the device -> None: one optimisation step
     bench: Any  # the task's BenchData at the stage's shapes
     spec: dict  # the run's last stage
-    data: Any  # that stage's data configuration, with tasks.<task>.bench.data applied
     batch_size: int
     dtype: str  # of the forward passes: "float32", or "bf16 autocast" (the stage's or a switch's)
 
@@ -109,7 +108,7 @@ def _training_step(cfg, t, task, ev, device, task_name: str, name: str, switches
     trainable = [p for p in objective.parameters() if p.requires_grad]
     optimizer = schedule.make_optimizer(trainable)
     step = step_function(objective, objective, trainable, optimizer, schedule, device)
-    return _Step(step, bench, spec, data, batch_size, "bf16 autocast" if schedule.bf16 else "float32")
+    return _Step(step, bench, spec, batch_size, "bf16 autocast" if schedule.bf16 else "float32")
 
 
 def measure_step(config_path: str, task_name: str, run: str, *, steps: int, warmup: int, threads: int) -> dict:

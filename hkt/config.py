@@ -158,10 +158,10 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
                 params.check_task(task)
             except ValueError as err:
                 raise ValueError(f"methods.{method_name}.variants.{variant}.params: {err}") from err
-    for i, run in enumerate((task_cfg.get("bench") or {}).get("runs", [])):
+    bench = task_cfg.get("bench") or {}
+    for i, run in enumerate(bench.get("runs", [])):
         if run not in task_cfg["runs"]:
             raise ValueError(f"{key}.bench.runs[{i}]: {run!r} is not in {key}.runs")
-    bench = task_cfg.get("bench") or {}
     for i, run in enumerate(bench.get("switch_runs", [])):
         if run not in bench["runs"]:
             raise ValueError(f"{key}.bench.switch_runs[{i}]: {run!r} is not in {key}.bench.runs")

@@ -29,6 +29,7 @@ import pandas as pd
 from hkt import config as C
 from hkt.fields import dataclass_from
 from hkt.schedule import Schedule
+from hkt.tasks import task_module
 
 
 def _timed_as(run: str, measured: dict[str, float]) -> str:
@@ -47,10 +48,9 @@ def _measured_block(cfg: dict, task: str, measured: set) -> str | None:
     if task in measured:
         return task
     t = cfg["tasks"][task]
-    package = t.get("module") or f"hkt.tasks.{task}"
     for other in sorted(measured & set(cfg["tasks"])):
         o = cfg["tasks"][other]
-        same = (o.get("module") or f"hkt.tasks.{other}") == package
+        same = task_module(other, o.get("module")) == task_module(task, t.get("module"))
         if same and (o["parent"]["arch"], o["child"]["arch"]) == (t["parent"]["arch"], t["child"]["arch"]):
             return other
     return None
@@ -62,7 +62,7 @@ def cost_table(config_path: str, bench: pd.DataFrame) -> pd.DataFrame:
     bench = bench[(bench["config"] == name)]
     if "switch" in bench:
         bench = bench[bench["switch"].fillna("-") == "-"]
-    rows = []
+    rows, packing = [], {}
     for task in cfg["tasks"]:
         timed_block = _measured_block(cfg, task, set(bench["task"]))
         if timed_block is None:
@@ -75,7 +75,7 @@ def cost_table(config_path: str, bench: pd.DataFrame) -> pd.DataFrame:
             zip(mine[mine.kind == "inference"]["run"], mine[mine.kind == "inference"]["median_ms"], strict=True)
         )
         device = steps["device"].iloc[0]
-        packed = _best_packing(mine)
+        packing[task] = _best_packing(mine)
         prefix = "" if timed_block == task else f"{timed_block}: "
         for run in cfg["tasks"][task]["runs"]:
             timed = _timed_as(run, step_ms)
@@ -99,10 +99,11 @@ def cost_table(config_path: str, bench: pd.DataFrame) -> pd.DataFrame:
                     device,
                 )
             )
-        for row in rows:
-            if row["task"] == task:
-                row["packed_copies"], row["packed_hours"] = packed[0], row["hours"] / packed[1]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["packed_copies"] = table["task"].map(lambda task: packing[task][0])
+        table["packed_hours"] = table["hours"] / table["task"].map(lambda task: packing[task][1])
+    return table
 
 
 def _best_packing(block: pd.DataFrame) -> tuple[int, float]:
