@@ -20,6 +20,7 @@ the child through the parent's blocks but never change them.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -96,7 +97,7 @@ class Inheritance(nn.Module):
                 if self.head_query == "parent":  # Algorithm 1, line 6: the parent's signal is the query
                     phi_p, _ = self.to_parent[i - 1](z, zp)
                 else:  # the authors' CIFAR code: the parent head reads the child-query mixture
-                    phi_p = _transfer_only(self.to_parent[i - 1], phi_c)
+                    phi_p = _transfer_only(self.to_parent[i - 1], phi_c, zp)
                 zp = parent[i](phi_p)
             else:
                 zp = None
@@ -106,15 +107,19 @@ class Inheritance(nn.Module):
         return InheritanceOutput(inherited=z, native=native, head=zp, alignment=alignment)
 
 
-def _transfer_only(boundary: Boundary, signal: Signal) -> Signal:
-    """E then T of each unit, without the mixture (the authors' head path)."""
+def _transfer_only(boundary: Boundary, signal: Signal, receiver: Signal) -> Signal:
+    """E then T of each mixed leaf of `signal`, without the mixture (the authors' head path).
+
+    Leaves without a unit are the receiver's own, as in a mixture: on RAFT the parent's head
+    keeps building its correlation pyramid on the parent's feature maps, and on LiTS the parent
+    decoder unpacks its own skip connections (the child's would have the child's widths)."""
 
     def carry(unit, x):
         return unit.transfer(x if unit.extractor is None else unit.extractor(x))
 
     if isinstance(signal, torch.Tensor):
         return carry(boundary.units["0"], signal)
-    out = list(signal)
+    out = list(receiver)
     for key, unit in boundary.units.items():
         out[int(key)] = carry(unit, signal[int(key)])
     return tuple(out)
@@ -192,3 +197,67 @@ def build_inheritance(
         to_child.append(Boundary(units(ps, cs)))
         to_parent.append(Boundary(units(cs, ps)))
     return Inheritance(to_child, to_parent, head_query=head_query)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mixing plans: where a stage count mixes, up to blocks that only hand a signal on
+# ---------------------------------------------------------------------------------------------
+def _leaf_list(signal) -> list:
+    return [signal] if isinstance(signal, torch.Tensor) else list(signal)
+
+
+def _handed_on(block: Block, signal: Signal) -> tuple[dict[int, int], Signal]:
+    """Run `block` on `signal`; return {input leaf j: output leaf k} for the leaves it hands on
+    untouched (output k *is* input j) and that nothing else in the block reads, and its output.
+
+    Mixing such a leaf before the block or after it is one computation: on RAFT the context
+    encoder reads image1 only, so the feature maps pass it by."""
+    inputs = [t.detach().requires_grad_(t.is_floating_point()) for t in _leaf_list(signal)]
+    with torch.enable_grad():
+        out = block(inputs[0] if isinstance(signal, torch.Tensor) else tuple(inputs))
+        outs = _leaf_list(out)
+        moves = {}
+        for j, leaf in enumerate(inputs):
+            same = [k for k, o in enumerate(outs) if o is leaf]
+            if len(same) != 1:
+                continue
+            readers = [o.sum() for k, o in enumerate(outs) if k != same[0] and o.requires_grad]
+            grads = torch.autograd.grad(readers, leaf, allow_unused=True, retain_graph=True) if readers else (None,)
+            if grads[0] is None:
+                moves[j] = same[0]
+    return moves, out
+
+
+def mixing_plans(
+    child: Sequence[Block], parent: Sequence[Block], sample, leaves: Callable[[int], list] | None = None
+) -> dict[int, Counter]:
+    """For every stage count 2..n of two aligned (unmerged) block lists: the multiset of points
+    it mixes, (boundary, leaf), each moved forward past blocks that only hand that leaf on in both
+    networks (see `_handed_on`). Two stage counts with equal plans compute the same losses at
+    equal weights, so comparing them measures nothing but initialisation. `leaves(s)` is the
+    task's `mixed_leaves` (None: every leaf). Run the child in eval mode: its blocks run once."""
+    n = len(child)
+    with torch.no_grad():
+        zc, zp = child[0](sample), parent[0](sample)
+    widths, moves = [len(_leaf_list(zc))], []
+    for b in range(1, n - 1):  # the block after boundary b - 1
+        mc, zc = _handed_on(child[b], zc)
+        mp, zp = _handed_on(parent[b], zp)
+        moves.append({j: k for j, k in mc.items() if mp.get(j) == k})
+        widths.append(len(_leaf_list(zc)))
+
+    def settle(b: int, j: int) -> tuple[int, int]:
+        while b < n - 2 and j in moves[b]:
+            b, j = b + 1, moves[b][j]
+        return b + 1, j  # 1-based: the boundary after block b + 1
+
+    plans = {}
+    for s in range(2, n + 1):
+        mixed = leaves(s) if leaves else [range(widths[n - s + i]) for i in range(s - 1)]
+        plans[s] = Counter(settle(n - s + i, j) for i in range(s - 1) for j in mixed[i])
+    return plans
+
+
+def coinciding_stage_counts(plans: dict[int, Counter], stages: int) -> list[int]:
+    """The other stage counts whose mixing plan equals that of `stages`."""
+    return [s for s, plan in plans.items() if s != stages and plan == plans[stages]]

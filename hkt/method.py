@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from hkt.attention import VECTOR_MODES
 from hkt.etm import EXTRACTORS, MIXTURE_MODES, TRANSFERS
-from hkt.inheritance import HEAD_QUERIES, build_inheritance, merge_blocks
+from hkt.inheritance import HEAD_QUERIES, build_inheritance, coinciding_stage_counts, merge_blocks, mixing_plans
 from hkt.methods import Method, require_blocks
+from hkt.models import evaluating
 from hkt.weights import loss_weights
 
 NEEDS_PARENT = True
@@ -66,6 +69,8 @@ class HKT(Method):
         params.check_task(task)
         self.params = params
         self.inherit_loss = task.inherit_losses[params.inherit_loss]
+        if task.max_stages > 2:
+            _refuse_coinciding_plans(child, parent, task, params.stages, sample)
         self.inheritance = build_inheritance(
             self.child_blocks(),
             self.parent_blocks(),
@@ -97,6 +102,23 @@ class HKT(Method):
             parts["align"] = out.alignment
             total = total + self.params.align_weight * out.alignment
         return total, parts
+
+
+def _refuse_coinciding_plans(child, parent, task, stages: int, sample) -> None:
+    """A stage count whose mixing plan equals another's is not a different method: refuse it
+    (on RAFT, mixing the feature maps before the context encoder, which never reads them, is
+    mixing them after it). One sample item suffices to trace the blocks."""
+    one = sample[:1] if isinstance(sample, torch.Tensor) else type(sample)(t[:1] for t in sample)
+    with evaluating(child):  # no BatchNorm statistics move while tracing
+        plans = mixing_plans(task.blocks(child), task.blocks(parent), one, task.mixed_leaves)
+    same = coinciding_stage_counts(plans, stages)
+    if same:
+        points = sorted(plans[stages])
+        raise ValueError(
+            f"on task {task.name}, stages = {stages} and stages = {same[0]} mix the same signals at the same "
+            f"points ((boundary, leaf): {points}), so they compute the same losses; give the task's "
+            "mixed_leaves a distinct plan per stage count"
+        )
 
 
 def build(child, parent, task, params: Params, sample) -> HKT:

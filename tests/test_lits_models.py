@@ -1,9 +1,11 @@
 """LiTS parent (H-DenseUNet) and child (PocketNet): shapes, aligned blocks, parameter counts, training."""
 
+from collections import Counter
+
 import pytest
 import torch
 
-from hkt.inheritance import build_inheritance, merge_blocks
+from hkt.inheritance import build_inheritance, merge_blocks, mixing_plans
 from hkt.tasks.lits import models
 
 SMOKE = ["pocketnet_smoke", "hdenseunet_smoke"]
@@ -71,6 +73,29 @@ def test_inheritance_builds_and_runs_on_the_smoke_pair(stages):
     inheritance = build_inheritance(cb, pb, x, leaves=models.mixed_leaves(stages))
     out = inheritance(cb, pb, x)
     assert out.inherited.shape == out.native.shape == out.head.shape == (1, 3, 3, 64, 64)
+
+
+@pytest.mark.parametrize("stages", [2, 3])
+def test_the_authors_head_path_runs_with_the_parents_own_skip_connections(stages):
+    """head_query: child hands the parent head the child's mixed map; the carried skips (leaf 1)
+    must stay the parent's own, whose widths the parent decoder unpacks."""
+    from hkt.methods import load_method, make_params
+    from hkt.tasks.lits import TASK
+
+    module = load_method("hkt.method")
+    params = make_params(module, {"stages": stages, "inherit_loss": "segmentation", "head_query": "child"})
+    torch.manual_seed(0)
+    x = _patch((1, 1, 3, 64, 64))
+    objective = module.build(models.build("pocketnet_smoke"), models.build("hdenseunet_smoke"), TASK, params, x)
+    loss, parts = objective.loss(x, torch.randint(0, 3, (1, 3, 64, 64)))
+    assert torch.isfinite(loss) and set(parts) == {"L1", "L2", "L3"}
+
+
+def test_on_the_paper_pair_2hkt_and_3hkt_mix_at_different_points():
+    """The decoder reads the bottleneck: 3HKT's first mixing point is one 2HKT lacks."""
+    child, parent = models.build("pocketnet").eval(), models.build("hdenseunet").eval()
+    plans = mixing_plans(models.blocks(child), models.blocks(parent), _patch((1, 1, 2, 32, 32)), models.mixed_leaves)
+    assert plans[3] == Counter({(1, 0): 1, (2, 0): 1}) and plans[2] == Counter({(2, 0): 1})
 
 
 def test_paper_scale_parameter_counts():

@@ -16,7 +16,13 @@ The paper's three aligned blocks (Algorithm 1 on RAFT):
 
 `mixed_leaves` says which leaves each boundary mixes: with three stages the first boundary
 mixes the feature maps and the second the hidden state and context (the image only rides
-along); with two stages the one boundary (after the context encoder) mixes all four.
+along); with two stages the one boundary (after both encoders) mixes the feature maps only.
+RAFT's two encoders run in parallel (the context encoder reads image1, never the feature maps),
+so mixing the feature maps before the context encoder is the same computation as mixing them
+after it: had 2HKT mixed all four leaves at its one boundary, it would equal 3HKT exactly
+(hkt.inheritance.mixing_plans; HKT refuses such a pair). 2HKT is therefore RAFT's feature
+extraction and flow prediction inherited, and 3HKT adds the context encoder (results/
+discrepancies.csv, raft-stages).
 """
 
 from __future__ import annotations
@@ -128,9 +134,10 @@ def blocks(model: RAFT, updates: int) -> list:
 
 
 def mixed_leaves(stages: int) -> list[list[int]]:
+    """3HKT: the feature maps, then hidden state and context; 2HKT: the feature maps only."""
     if stages == 3:
         return [[0, 1], [2, 3]]
-    return [[0, 1, 2, 3]]
+    return [[0, 1]]
 
 
 def run(model: RAFT, pair, updates: int) -> list[torch.Tensor]:
