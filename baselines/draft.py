@@ -27,6 +27,21 @@ draws a fresh, differently initialised 1x1 convolution (2 -> 2 channels, with bi
 default init) for every sign pattern, teacher and student apart, at every call; here one
 projection with the same initial distribution is drawn once from `projection_seed` and shared
 by teacher and student, so the logged value is reproducible and the same after a resume.
+
+`form: reskd` is the repository's earlier loss (commit c411672, 2023-10-03, "RsKD checkpoints":
+`core/distillation.py` DistillerIKD.rskd_loss as `trainKD.py` calls it), which does carry a
+gradient: a softmax along each image row of each flow channel at temperature T (0.1 there, so
+flows x 10), KLDivLoss(batchmean, log_target=True), times T, averaged over the B x 2 channel
+slices and summed over the N updates without gamma weights:
+
+    L = (1 - alpha) * sequence_loss(s, y) + alpha * sum_i T * KL_i
+    KL_i = kl_div(log_softmax(t_i / T), softmax(s_i / T), batchmean, log_target=True) over rows
+
+Kept as the code computes it: `trainKD.py` passes (student, teacher) to a constructor that takes
+(teacher, student), so the *student's* row softmax is the target, and that target is given as
+probabilities while log_target=True reads it as log-probabilities (the term is
+sum exp(p_s) (p_s - log q_t)). Which form produced the published DRAFT numbers is not stated
+(results/discrepancies.csv, draft-row).
 """
 
 from __future__ import annotations
@@ -42,6 +57,7 @@ from hkt.tasks.flow.metrics import training_mask
 
 NEEDS_PARENT = True
 FLOW_CHANNELS = 2
+FORMS = ("sign", "reskd")
 
 
 @dataclass(frozen=True)
@@ -51,8 +67,11 @@ class Params:
     gamma: float = 0.8  # RAFT's weighting of the N predictions
     projection_channels: int = 2  # the public code projects the flow to its own channel count
     projection_seed: int = 0
+    form: str = "sign"  # sign: the public code's current term (no gradient); reskd: its earlier one
 
     def __post_init__(self):
+        if self.form not in FORMS:
+            raise ValueError(f"form must be one of {FORMS}, got {self.form!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
         if self.temperature <= 0:
@@ -88,6 +107,22 @@ def sign_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) ->
     return F.kl_div(log_student, scaled_teacher, reduction="batchmean")
 
 
+def reskd_term(student: list, teacher: list, temperature: float) -> torch.Tensor:
+    """The earlier public term: sum_i T * KL_i over the N updates (see the module docstring)."""
+    total = student[0].new_zeros(())
+    for s, t in zip(student, teacher, strict=True):
+        rows_t = t.reshape(-1, t.shape[-1])  # every image row of every flow channel: (B * 2 * H, W)
+        rows_s = s.reshape(-1, s.shape[-1])
+        kl = F.kl_div(
+            F.log_softmax(rows_t / temperature, dim=-1),
+            F.softmax(rows_s / temperature, dim=-1),
+            reduction="batchmean",
+            log_target=True,
+        )
+        total = total + temperature * kl
+    return total
+
+
 class DRAFT(Method):
     def __init__(self, child, parent, task, params: Params):
         super().__init__(child, parent, task)
@@ -118,9 +153,14 @@ class DRAFT(Method):
         with torch.no_grad():
             teacher = self.task.forward(self.parent, x)
         task = self.task.task_loss(student, y)
-        kd = self.distillation(student, teacher, y)
+        if self.params.form == "reskd":
+            kd = reskd_term(student, teacher, self.params.temperature)
+            parts = {"task": task, "reskd": kd}
+        else:
+            kd = self.distillation(student, teacher, y)
+            parts = {"task": task, "sign_kl": kd}
         a = self.params.alpha
-        return (1 - a) * task + a * kd, {"task": task, "sign_kl": kd}
+        return (1 - a) * task + a * kd, parts
 
 
 def build(child, parent, task, params: Params, sample) -> DRAFT:

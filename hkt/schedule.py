@@ -38,6 +38,10 @@ class Schedule:
     div_factor: float = 25.0  # onecycle: starts at lr / div_factor ...
     final_div_factor: float = 1e4  # ... and ends at lr / (div_factor * final_div_factor)
     grad_clip: float | None = None  # max global gradient norm (RAFT: 1.0); None = no clipping
+    # BatchNorm layers of the trained model keep their running statistics (eval mode) while their
+    # weights still train: RAFT's train.py calls freeze_bn() in every stage but chairs, and
+    # torchvision's recipe passes --freeze-batch-norm from things on
+    freeze_bn: bool = False
     # Speed switches (make bench measures each; tests/test_speed_switches.py checks each keeps
     # training equal within its stated tolerance). Defaults: exact, portable, and fastest on a CPU.
     bf16: bool = False  # bf16 autocast for forward and loss (CUDA or CPU)

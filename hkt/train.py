@@ -34,6 +34,7 @@ from hkt.schedule import Schedule
 from hkt.signals import Preempted
 
 CHECKPOINT = "checkpoint.pt"
+BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
 
 
 @dataclass
@@ -90,7 +91,7 @@ def train(
         state = _resume(ckpt_path, method, optimizer, scheduler, config_hash, schedule)
         log(f"resumed from {ckpt_path} at step {state['step']}")
 
-    method.train()
+    training_mode(method, schedule)
     train_step = step_function(method, model, params, optimizer, schedule, device)
     started = time.perf_counter() - state["seconds"]
     installed_here = signals.catch()  # job scripts catch from their first line; tests from here
@@ -116,6 +117,7 @@ def train(
                 pending, n_pending = None, 0
             if rank == 0 and evaluate_now:
                 _evaluate(method, validate, state, select, optimizer, log)
+                training_mode(method, schedule)  # validation's eval mode restores plain train mode
             (stop_requested,) = _agree([signals.requested() is not None], world, device)
             if stop_requested and pending is not None:
                 _read_losses(pending, n_pending, state, world, device, step, loss, parts, rank)
@@ -139,6 +141,15 @@ def train(
     return TrainResult(
         best_state=state["best_state"], best=state["best"], curve=state["curve"], seconds=time.perf_counter() - started
     )
+
+
+def training_mode(method: Method, schedule: Schedule) -> None:
+    """Train mode, with the BatchNorm layers in eval mode where the stage freezes them."""
+    method.train()
+    if schedule.freeze_bn:
+        for module in method.modules():
+            if isinstance(module, BATCH_NORMS):
+                module.eval()
 
 
 def _read_losses(pending, n_pending, state, world, device, step, loss, parts, rank) -> None:

@@ -123,6 +123,34 @@ def test_drafts_sign_pattern_term_carries_no_gradient_to_the_student():
         assert (a is None and b is None) or torch.equal(a, b)
 
 
+def test_drafts_earlier_reskd_term_carries_gradient_to_the_student():
+    """Anchor: christian-tchenko/DRAFT commit c411672 ("RsKD checkpoints"), core/distillation.py
+    DistillerIKD.rskd_loss: a softmax-KL on raw flow rows, differentiable in the student's flow."""
+    objective, child, _ = method("draft", form="reskd", alpha=0.05, temperature=0.1)
+    total, parts = objective.loss(*batch())
+    assert set(parts) == {"task", "reskd"} and parts["reskd"].requires_grad
+    grads = torch.autograd.grad(parts["reskd"], list(child.parameters()), allow_unused=True)
+    assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0
+    torch.testing.assert_close(total, 0.95 * parts["task"] + 0.05 * parts["reskd"])
+
+
+def test_the_reskd_term_is_the_public_codes_per_slice_loss_summed_over_updates():
+    """c411672 computes, per flow channel slice z[d] (H x W) of one batch item, KLDivLoss(batchmean,
+    log_target=True)(log_softmax(teacher / T, dim=1), softmax(student / T, dim=1)) times T, averages
+    over the slices, and trainKD.py sums that over the updates without gamma weights."""
+    g = torch.Generator().manual_seed(3)
+    student = [torch.randn(2, 2, 5, 7, generator=g) for _ in range(3)]
+    teacher = [torch.randn(2, 2, 5, 7, generator=g) for _ in range(3)]
+    t = 0.1
+    kl = torch.nn.KLDivLoss(reduction="batchmean", log_target=True)
+    expected = 0.0
+    for s_i, t_i in zip(student, teacher, strict=True):
+        slices = [(s_i[b, c], t_i[b, c]) for b in range(2) for c in range(2)]
+        per_slice = [kl(F.log_softmax(tt / t, dim=1), F.softmax(ss / t, dim=1)) * t for ss, tt in slices]
+        expected += sum(per_slice) / len(per_slice)
+    torch.testing.assert_close(draft.reskd_term(student, teacher, t), expected)
+
+
 def test_the_sign_pattern_is_locally_constant_so_even_torch_sign_passes_zero_gradient():
     """Not an accident of torch.where: the sign of a projection is piecewise constant in the flow."""
     g = torch.Generator().manual_seed(1)

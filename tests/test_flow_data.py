@@ -44,6 +44,28 @@ def test_sintel_items_come_in_a_fixed_order(generated):
     assert ds._image_list == sorted(ds._image_list) and len(ds._flow_list) == len(ds._image_list)
 
 
+def test_a_mixture_draws_each_pass_of_each_dataset_by_multiplier_times_length(generated):
+    """RAFT's `100*sintel_clean + 100*sintel_final + 200*kitti + things` (core/datasets.py): repeat
+    counts, so a source's share is its multiplier times its length over the total."""
+    import torch
+
+    from hkt.tasks.flow.data import Pairs
+
+    data = DataConfig(
+        root=str(generated),
+        source="download",
+        dataset="mixture",
+        mixture={"sintel": 100, "kitti": 200, "things": 1},
+        val_scenes=("scene_0",),
+    )
+    pairs = Pairs(data)
+    sizes = [len(s) for s in pairs.sources]  # sintel clean, sintel final (scene_1 only), kitti, things clean
+    weights = torch.tensor([100 * sizes[0], 100 * sizes[1], 200 * sizes[2], sizes[3]], dtype=torch.float64)
+    torch.testing.assert_close(torch.tensor(pairs.weights, dtype=torch.float64), weights / weights.sum())
+    with pytest.raises(ValueError, match="multipliers"):
+        DataConfig(root="x", dataset="mixture", mixture={"sintel": 0}, val_scenes=("a",), source="download")
+
+
 def _zip(folder, archive, prefix=""):
     with zipfile.ZipFile(archive, "w") as z:
         for path in sorted(folder.rglob("*")):

@@ -130,12 +130,59 @@ def test_evaluation_reads_children_alone_and_writes_long_format_rows(trained, tm
     }
     out = pipeline.evaluate(C.evaluation_spec(cfg, "cifar10"), models, tmp_path / "metrics.csv", log=quiet)
     assert list(out.columns) == pipeline.RESULT_COLUMNS
-    assert set(out.metric) == {"top1_acc", "top1_err", "params_m", "inference_ms"}
+    assert set(out.metric) == {"top1_acc", "top1_err", "params_m", "inference_ms", "extra_params_m"}
+    assert (out[out.metric == "extra_params_m"]["value"] == 0).all()  # trained alone: nothing beside the child
     assert set(out.split) == {"val", "test", "-"}
     assert (out.scale == "smoke").all()
     acc = out[(out.metric == "top1_acc") & (out.split == "test")].set_index("method")["value"]
     err = out[(out.metric == "top1_err")].set_index("method")["value"]
     assert (acc + err).round(6).eq(100).all()
+
+
+def test_a_stage_that_freezes_batchnorm_trains_its_weights_and_keeps_its_running_statistics(cfg, tmp_path):
+    """Anchor: RAFT's train.py calls `model.module.freeze_bn()` in every stage but chairs (again after
+    each validation), and core/raft.py's freeze_bn puts every BatchNorm2d in eval mode: running
+    statistics stay, weights train. torchvision's recipe: --freeze-batch-norm from things on."""
+    import itertools
+
+    from hkt.methods import load_method
+    from hkt.models import evaluating
+    from hkt.schedule import Schedule
+    from hkt.tasks import get_task
+    from hkt.train import train
+
+    task = get_task("cifar10")
+    data = task.training(
+        C.task_config(task, cfg["tasks"]["cifar10"]["data"], "data"), batch_size=16, seed=0, device="cpu"
+    )
+    arch = cfg["tasks"]["cifar10"]["child"]["arch"]
+    fresh = task.build_model(arch).state_dict()
+    for freeze in (True, False):
+        alone = load_method("baselines.alone")
+        method = alone.build(task.build_model(arch), None, task, alone.Params(), data.sample)
+        later = itertools.count()  # every validation scores higher: the last step is the one kept
+
+        def validate(child, later=later):
+            with evaluating(child):  # as every task's validation: eval mode, then train mode restored
+                return {"score": next(later)}
+
+        schedule = Schedule(steps=12, batch_size=16, lr=0.05, freeze_bn=freeze, eval_every=4, checkpoint_every=100)
+        result = train(
+            method,
+            data.batches,
+            validate,
+            schedule,
+            tmp_path / str(freeze),
+            select=("score", "max"),
+            config_hash="-",
+            log=quiet,
+        )
+        state = {k.removeprefix("child."): v for k, v in result.best_state.items()}
+        stats = [k for k in fresh if k.endswith(("running_mean", "running_var"))]
+        weights = [k for k in fresh if k.endswith("bn1.weight")]
+        assert result.best["step"] == 12 and stats and weights
+        assert all(not torch.equal(state[k], fresh[k]) for k in weights)
+        assert all(torch.equal(state[k], fresh[k]) for k in stats) == freeze
 
 
 NEW_METHOD = textwrap.dedent('''

@@ -1,8 +1,8 @@
 """Optical-flow training and evaluation data through torchvision's own dataset classes.
 
 A training stage names its dataset (`chairs`, `things`, `sintel`, `kitti`, `hd1k`, or a
-weighted `mixture` of them, as RAFT's C+T+S+K+H stage); batches are a pure function of
-(seed, step): the step's generator picks the pairs, the crop offsets and the flips, so a
+`mixture` of them in RAFT's own terms, repeat counts, as RAFT's C+T+S+K+H stage); batches are
+a pure function of (seed, step): the step's generator picks the pairs, the crop offsets and the flips, so a
 resumed run sees exactly the batches of an uninterrupted one. Images become float tensors in
 [-1, 1] (what torchvision's RAFT weights expect); `valid` marks pixels with ground truth
 (sparse for KITTI and HD1K; dense elsewhere, minus flows of 1000 px or more as RAFT does).
@@ -38,7 +38,11 @@ class DataConfig:
     root: str
     source: str = "generated"  # generated | download
     dataset: str = "chairs"  # the training set of a stage: one of DATASETS, or "mixture"
-    mixture: dict | None = None  # {dataset: weight}: sampling weights for dataset "mixture"
+    # {dataset: multiplier} for dataset "mixture", RAFT's repeat counts: train.py's sintel stage is
+    # `100*sintel_clean + 100*sintel_final + 200*kitti + 5*hd1k + things`, i.e. {sintel: 100,
+    # kitti: 200, hd1k: 5, things: 1} with sintel_pass both and things_pass clean. A pair is drawn
+    # with probability multiplier x its dataset's length / total (`mixture_shares`).
+    mixture: dict | None = None
     things_pass: str = "clean"  # clean | final | both
     sintel_pass: str = "both"  # clean | final | both (training)
     crop: tuple = (368, 496)  # H, W of training crops (RAFT: chairs 368x496, things 400x720, ...)
@@ -56,9 +60,13 @@ class DataConfig:
         if self.dataset not in (*DATASETS, "mixture"):
             raise ValueError(f"dataset must be one of {[*DATASETS, 'mixture']}, got {self.dataset!r}")
         if self.dataset == "mixture" and not self.mixture:
-            raise ValueError("mixture: required (a {dataset: weight} mapping) when dataset is 'mixture'")
+            raise ValueError("mixture: required (a {dataset: multiplier} mapping) when dataset is 'mixture'")
         if self.mixture and not set(self.mixture) <= set(DATASETS):
             raise ValueError(f"mixture: unknown datasets {sorted(set(self.mixture) - set(DATASETS))}")
+        if self.mixture and not all(isinstance(m, int | float) and m > 0 for m in self.mixture.values()):
+            raise ValueError(
+                f"mixture: multipliers (RAFT's repeat counts) must be positive numbers, got {self.mixture}"
+            )
         # RAFT's 4-level correlation pyramid needs 128 px; the smoke models' 3-level one 64 px
         if len(self.crop) != 2 or min(self.crop) < 64 or any(c % 8 for c in self.crop):
             raise ValueError(f"crop must be two multiples of 8 of at least 64, got {self.crop}")
@@ -152,18 +160,30 @@ def to_tensors(item) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Te
     return a, b, f, v & (f.abs() < MAX_FLOW).all(0)
 
 
+def mixture_shares(multipliers: dict[str, float], lengths: dict[str, int]) -> dict[str, float]:
+    """The share of drawn pairs each source takes when source k (a dataset, or one pass of it) is
+    repeated `multipliers[k]` times, as RAFT's concatenated datasets are: multiplier x length,
+    normalised. With the published lengths RAFT's mixture gives torchvision's stated shares."""
+    weights = {k: multipliers[k] * lengths[k] for k in lengths}
+    total = sum(weights.values())
+    return {k: w / total for k, w in weights.items()}
+
+
 class Pairs:
     """The training pairs of one stage: every source dataset, their weights, a decoded-item cache."""
 
     def __init__(self, data: DataConfig):
-        weights = data.mixture if data.dataset == "mixture" else {data.dataset: 1}
-        self.sources, self.weights = [], []
-        for name, weight in weights.items():
+        multipliers = data.mixture if data.dataset == "mixture" else {data.dataset: 1}
+        self.sources, names = [], []
+        for name in multipliers:
             for dataset in self._open(data, name):
                 self.sources.append(dataset)
-                self.weights.append(weight * len(dataset))  # RAFT repeats datasets: weight x size
+                names.append(name)
         if not self.sources or not all(len(s) for s in self.sources):
             raise ValueError(f"no training pairs found for {data.dataset} under {data.root}")
+        lengths = {k: len(s) for k, s in enumerate(self.sources)}
+        shares = mixture_shares({k: multipliers[names[k]] for k in lengths}, lengths)
+        self.weights = [shares[k] for k in lengths]  # the probability of drawing from each source
         # decoded pairs are kept for reuse up to `cache_pairs` (small datasets fit whole; at
         # paper scale a decoded FlyingThings3D pair is ~17 MB, so keep the cache small there)
         self._get = lru_cache(maxsize=data.cache_pairs)(self._decode)
