@@ -42,7 +42,7 @@ from hkt.tasks import get_task
 
 REQUIRED = ("task", "method", "variant", "dataset", "split", "metric", "seed", "value", "scale")
 KEY = ("task", "method", "variant", "dataset", "split", "metric", "seed")
-COMMON_METRICS = {"params_m": "min", "inference_ms": "min"}  # written for every task
+COMMON_METRICS = {"params_m": "min", "inference_ms": "min", "extra_params_m": "min"}  # written for every task
 MANIFEST = "MANIFEST.json"
 NEEDS_SEEDS = "needs ≥ 2 seeds"
 
@@ -278,7 +278,7 @@ def paper_rows_from_config(cfg: dict) -> dict:
     for task, block in cfg["tasks"].items():
         for table in block["report"]["tables"].values():
             for row in table.get("rows", []):
-                if row["run"] is None:  # a printed row the suite does not reproduce
+                if row["run"] is None or row["paper"] is None:  # a printed row alone, or a suite run alone
                     continue
                 run = "parent/default" if row["run"] == "parent" else row["run"]  # as results name it
                 rows.setdefault((task, run), (table["paper"], row["paper"], row.get("training", "-")))

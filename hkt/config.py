@@ -196,6 +196,11 @@ def _validate_report(task, task_cfg: dict, key: str) -> None:
             raise ValueError(
                 f"{key}.report.tables.{name}: the {task.name} task makes no such table; it makes {sorted(task.tables)}"
             )
+        for i, row in enumerate(table.get("rows", [])):
+            if row["paper"] is None and (row["run"] is None or not row.get("label")):
+                raise ValueError(
+                    f"{key}.report.tables.{name}.rows[{i}]: a row without a paper method needs a run and a label"
+                )
         named = [
             (f"rows[{i}].run", row["run"]) for i, row in enumerate(table.get("rows", [])) if row["run"] is not None
         ]

@@ -309,23 +309,29 @@ def evaluate(
     timing = spec["evaluation"]["timing"]
     metric = task.select[0]
 
-    def score(model, val_value):
+    def score(model, val_value, trainable=None):
         model.to(device)
         latency = inference_ms_per_input(
             model, test.infer, test.batch_size, warmup=timing["warmup"], repeats=timing["repeats"]
         )
-        return [
+        deployed = count_parameters(model)
+        rows = [
             {"dataset": "-", "split": "val", "metric": metric, "value": val_value},
             *test.score(model),
-            {"dataset": "-", "split": "-", "metric": "params_m", "value": count_parameters(model) / 1e6},
+            {"dataset": "-", "split": "-", "metric": "params_m", "value": deployed / 1e6},
             {"dataset": "-", "split": "-", "metric": "inference_ms", "value": latency},
         ]
+        if trainable is not None:  # what training updated beyond the deployed network (ETM units, regressors)
+            rows.append(
+                {"dataset": "-", "split": "-", "metric": "extra_params_m", "value": (trainable - deployed) / 1e6}
+            )
+        return rows
 
     rows, common = [], {"task": spec["task"], "scale": spec["scale"], "eval_device": device_name(device)}
     for (method, variant, seed), (model_dir, current) in models.items():
         model, meta = load_deployed(task, model_dir, current, f"{spec['task']} {method}/{variant} seed {seed}")
         base = {**common, "method": method, "variant": variant, "seed": seed, **{k: meta[k] for k in META_COLUMNS}}
-        scored = score(model, meta["selected"][metric])
+        scored = score(model, meta["selected"][metric], meta.get("trainable_parameters"))
         rows += [{**base, **r} for r in scored]
         log(
             f"{method}/{variant} seed {seed}: "

@@ -43,6 +43,7 @@ class Column:
     split: str = "test"  # the paper's split
     suite_split: str | None = None  # the suite's split when it differs ('-' for model properties)
     training: str | None = None  # the paper's training regime for this column, if not the row's ('-')
+    paper_metric: str | None = None  # the paper's metric set beside this one, when it has another name
 
 
 def paper_dataset(dataset: str) -> str:
@@ -62,9 +63,10 @@ def paper_table(
     """Tidy table: one line per (row, column) with paper value, suite mean/std/n and difference.
 
     rows: {"paper": paper method id, "training": regime ('-' if none), "run": suite run
-          ("method/variant", "parent", or None for a literature row without a reproduction)};
-          paper cells are matched on (method, training, dataset, split, metric) and the row
-          label is the paper's own.
+          ("method/variant", "parent", or None for a literature row without a reproduction),
+          "label": optional}; paper cells are matched on (method, training, dataset, split,
+          metric) and the row label is the paper's own. A row with paper None places a suite run
+          that the paper lacks (e.g. the matched-budget control beside the child) under `label`.
     extra_runs: suite runs without a paper row (baselines and ablations), shown after them.
     """
     summary = summarise(results)
@@ -72,11 +74,12 @@ def paper_table(
     scale = ",".join(sorted(results["scale"].unique()))
     paper = paper[paper["table"] == table]
     lines = []
-    order = [(r["paper"], r.get("training", "-"), r["run"]) for r in rows] + [(None, None, run) for run in extra_runs]
-    for paper_id, training, run in order:
+    order = [(r.get("paper"), r.get("training", "-"), r["run"], r.get("label")) for r in rows]
+    order += [(None, None, run, None) for run in extra_runs]
+    for paper_id, training, run, label in order:
         method, variant = ("parent", "default") if run == "parent" else (run or "-/-").split("/")
         mine_run = summary[(summary.method == method) & (summary.variant == variant)]
-        label = run or paper_id
+        label = label or run or paper_id
         if paper_id is not None:
             printed = paper[(paper.method == paper_id) & (paper.training == training)]
             if printed.empty:
@@ -95,7 +98,7 @@ def paper_table(
                     & (paper.training == (col.training or training))
                     & (paper.dataset == col.dataset)
                     & (paper.split == col.split)
-                    & (paper.metric == col.metric)
+                    & (paper.metric == (col.paper_metric or col.metric))
                 ]
                 if paper_id is not None
                 else paper.iloc[0:0]

@@ -73,7 +73,8 @@ class Task:
     evaluation: Callable | None = None  # (data_config, eval_config, device) -> EvaluationData
     select: tuple[str, str] = ("accuracy", "max")  # validation metric that picks the deployed child
     # every metric its evaluation reports -> "max" or "min" (higher or lower is better), for
-    # `hkt compare`; params_m and inference_ms (written for every task) are "min" without saying
+    # `hkt compare`; params_m, inference_ms and extra_params_m (written for every task) are "min"
+    # without saying
     metrics: Mapping[str, str] = field(default_factory=dict)
     # (data_config, eval_config, batch_size, generator) -> BenchData at the configured shapes
     benchmark: Callable | None = None

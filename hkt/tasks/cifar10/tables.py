@@ -21,6 +21,7 @@ def columns(dataset: str) -> list:
         report.Column("top1_err", "Error (%)", 2, dataset, "test"),
         report.Column("params_m", "Params (M)", 3, dataset, "test", suite_split="-"),
         report.Column("inference_ms", "Inf. (ms)", 3, dataset, "test", suite_split="-"),
+        report.Column("extra_params_m", "Train-only params (M)", 3, "-", "-", suite_split="-"),
     ]
 
 
@@ -37,6 +38,9 @@ def table2(inp: ReportInput, outs: dict) -> pd.DataFrame:
         "Inference: median ms per image over repeats after warm-up, batch "
         f"{spec['evaluation']['timing']['batch_size']}, on the evaluation device in results/{spec['task']}/metrics.csv.",
         "Model selection used the validation split only; the test split was read once, by evaluation.",
+        "Transfer runs continue from the trained child of their seed; the fine-tuning control (alone/finetune) "
+        "gets the same extra steps without a parent. Train-only params: what training updated beyond the "
+        "deployed child.",
         f"Comparisons between runs: results/tables/{spec['task']}/comparisons.md.",
     ]
     return report.write_paper_table(
