@@ -48,8 +48,10 @@ class Schedule:
     channels_last: bool = False  # NHWC memory layout of the models and 4-D inputs (convolutions on GPUs)
     compile: bool = False  # torch.compile the training objective (pays on long GPU runs; minutes to compile)
     sync_every: int = 1  # read the loss on the host (and check it for NaN/inf) every k steps
+    loader_workers: int = 0  # processes that build the next steps' batches while a step trains (hkt.train)
     eval_every: int = 100
     checkpoint_every: int = 100
+    log_every: int | None = None  # a progress line every k steps (hkt.progress); None: 1% of the stage, >= sync_every
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -64,6 +66,10 @@ class Schedule:
             raise ValueError(
                 f"onecycle needs pct_start * steps >= 2 to rise at all, got {self.pct_start * self.steps:g}"
             )
+        if self.log_every is not None and self.log_every < 1:
+            raise ValueError(f"log_every must be >= 1 or null, got {self.log_every}")
+        if self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be >= 0, got {self.loader_workers}")
         if self.sync_every < 1:
             raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
         if self.grad_clip is not None and self.grad_clip <= 0:

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from hkt import signals
 from hkt.io import atomic_torch_save
 from hkt.methods import Method
+from hkt.progress import Progress
 from hkt.schedule import Schedule
 from hkt.signals import Preempted
 
@@ -56,13 +57,15 @@ def train(
     config_hash: str,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] = print,
+    label: str = "training",
 ) -> TrainResult | None:
     """Train `method` for `schedule.steps` steps, resuming from `run_dir/checkpoint.pt` if present.
 
     `batches(step)` returns (inputs, targets) of the global batch, each a tensor or a tuple of
     tensors with the batch first; `validate(child)` returns metrics on the validation split,
     of which `select = (metric, "max" | "min")` picks the deployed child. Under
-    torch.distributed, ranks other than 0 return None.
+    torch.distributed, ranks other than 0 return None. `label` names the stage in the progress
+    lines (hkt.progress) that rank 0 logs every `schedule.log_every` steps.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +92,10 @@ def train(
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists():
         state = _resume(ckpt_path, method, optimizer, scheduler, config_hash, schedule)
-        log(f"resumed from {ckpt_path} at step {state['step']}")
+        log(f"{label}: resumed at step {state['step']}/{schedule.steps} from {ckpt_path}")
+    # by default about 100 lines a stage, never more often than the loss is read (sync_every)
+    every = schedule.log_every or max(1, schedule.sync_every, schedule.steps // 100)
+    progress = Progress(label, schedule.steps, state["step"], every, device, log)
 
     training_mode(method, schedule)
     train_step = step_function(method, model, params, optimizer, schedule, device)
@@ -99,9 +105,9 @@ def train(
     # the queued kernels, so the loss is read (and checked for NaN/inf) every `sync_every` steps
     # and at every evaluation and checkpoint, not after each step.
     pending, n_pending = None, 0
+    stream = batch_stream(batches, state["step"], schedule.steps, schedule.loader_workers, pin=device.type == "cuda")
     try:
-        for step in range(state["step"], schedule.steps):
-            x, y = batches(step)
+        for step, (x, y) in zip(range(state["step"], schedule.steps), stream, strict=True):
             if world > 1:
                 x, y = _shard(x, rank, world), _shard(y, rank, world)
             loss, parts = train_step(x, y)
@@ -112,15 +118,18 @@ def train(
 
             evaluate_now = done % schedule.eval_every == 0 or done == schedule.steps
             checkpoint_now = done % schedule.checkpoint_every == 0 and done < schedule.steps
-            if done % schedule.sync_every == 0 or evaluate_now or checkpoint_now:
-                _read_losses(pending, n_pending, state, world, device, step, loss, parts, rank)
+            report_now = progress.due(done)
+            if done % schedule.sync_every == 0 or evaluate_now or checkpoint_now or report_now:
+                progress.add_losses(*_read_losses(pending, n_pending, state, world, device, step, loss, parts, rank))
                 pending, n_pending = None, 0
             if rank == 0 and evaluate_now:
                 _evaluate(method, validate, state, select, optimizer, log)
                 training_mode(method, schedule)  # validation's eval mode restores plain train mode
+            if rank == 0 and report_now:
+                progress.report(done, optimizer.param_groups[0]["lr"], state, select)
             (stop_requested,) = _agree([signals.requested() is not None], world, device)
             if stop_requested and pending is not None:
-                _read_losses(pending, n_pending, state, world, device, step, loss, parts, rank)
+                progress.add_losses(*_read_losses(pending, n_pending, state, world, device, step, loss, parts, rank))
                 pending, n_pending = None, 0
             if rank == 0 and (stop_requested or checkpoint_now):
                 state["seconds"] = time.perf_counter() - started
@@ -143,6 +152,34 @@ def train(
     )
 
 
+class _Steps(torch.utils.data.Dataset):
+    """Item i is the batch of step start + i: what DataLoader workers compute ahead."""
+
+    def __init__(self, batches: Callable[[int], tuple], start: int, stop: int):
+        self.batches, self.start, self.stop = batches, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int):
+        return self.batches(self.start + i)
+
+
+def batch_stream(batches: Callable[[int], tuple], start: int, stop: int, workers: int = 0, *, pin: bool = False):
+    """The batches of steps start..stop-1 in order. With workers, that many processes compute the
+    next steps' batches while the current step trains (decoding a FlyingThings3D pair takes ~0.1 s
+    on one core); each batch is still batches(step), a pure function of (seed, step), so a run
+    gives the same batches, and the same weights, with any number of workers. Batches built on a
+    GPU (CIFAR's device-resident images) need workers = 0: forked workers cannot use CUDA."""
+    if workers == 0:
+        return (batches(step) for step in range(start, stop))
+    return iter(
+        torch.utils.data.DataLoader(
+            _Steps(batches, start, stop), batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin
+        )
+    )
+
+
 def training_mode(method: Method, schedule: Schedule) -> None:
     """Train mode, with the BatchNorm layers in eval mode where the stage freezes them."""
     method.train()
@@ -152,10 +189,10 @@ def training_mode(method: Method, schedule: Schedule) -> None:
                 module.eval()
 
 
-def _read_losses(pending, n_pending, state, world, device, step, loss, parts, rank) -> None:
-    """Read the losses summed on the device since the last read into the curve's window; stop
-    on NaN or inf (agreed by all ranks: a rank that stopped alone would leave the others in an
-    all-reduce)."""
+def _read_losses(pending, n_pending, state, world, device, step, loss, parts, rank) -> tuple[float, int]:
+    """Read the losses summed on the device since the last read into the curve's window, and
+    return (their sum, their count); stop on NaN or inf (agreed by all ranks: a rank that stopped
+    alone would leave the others in an all-reduce)."""
     total = pending.item()
     (nonfinite,) = _agree([not math.isfinite(total)], world, device)
     if nonfinite:
@@ -166,6 +203,7 @@ def _read_losses(pending, n_pending, state, world, device, step, loss, parts, ra
         )
     state["window"][0] += total
     state["window"][1] += n_pending
+    return total, n_pending
 
 
 def step_function(method: Method, model, params: list, optimizer, schedule: Schedule, device) -> Callable:

@@ -1,5 +1,5 @@
-"""The speed switches of a training stage (hkt.schedule.Schedule: sync_every, channels_last,
-bf16, compile): each trains the same model as the default path, within the tolerance stated
+"""The speed switches of a training stage (hkt.schedule.Schedule: sync_every, loader_workers,
+channels_last, bf16, compile): each trains the same model as the default path, within the tolerance stated
 here. `make bench` measures what each one buys (results/bench/)."""
 
 import copy
@@ -44,6 +44,13 @@ def test_reading_the_loss_every_k_steps_trains_bit_identically(cfg, tmp_path):
     base, _ = train_with(cfg, tmp_path, "base")
     deferred, _ = train_with(cfg, tmp_path, "deferred", sync_every=3)
     assert all(torch.equal(base[k], deferred[k]) for k in base)
+
+
+def test_batches_built_ahead_by_worker_processes_train_bit_identically(cfg, tmp_path):
+    """loader_workers: batches are still batches(step), a pure function of (seed, step)."""
+    base, _ = train_with(cfg, tmp_path, "base")
+    ahead, _ = train_with(cfg, tmp_path, "ahead", loader_workers=2)
+    assert all(torch.equal(base[k], ahead[k]) for k in base)
 
 
 def test_channels_last_trains_the_same_model_within_float_rounding(cfg, tmp_path):

@@ -2,6 +2,7 @@
 adding a method through the registry alone."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -69,7 +70,7 @@ def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(trained
     assert (tmp_path / "killed" / CHECKPOINT).exists()  # the step-4 checkpoint survived
     assert not (tmp_path / "killed" / "child.pt").exists()  # nothing was marked complete
     resumed = drive(trained, tmp_path / "killed")
-    assert resumed.returncode == 0 and "resumed from" in resumed.stdout and "at step 4" in resumed.stdout
+    assert resumed.returncode == 0 and "resumed at step 4/12 from" in resumed.stdout
     same_run(tmp_path / "whole", tmp_path / "killed")
     assert not (tmp_path / "killed" / CHECKPOINT).exists()  # training state removed once done
 
@@ -183,6 +184,52 @@ def test_a_stage_that_freezes_batchnorm_trains_its_weights_and_keeps_its_running
         assert result.best["step"] == 12 and stats and weights
         assert all(not torch.equal(state[k], fresh[k]) for k in weights)
         assert all(torch.equal(state[k], fresh[k]) for k in stats) == freeze
+
+
+def test_a_long_stage_reports_its_step_rate_eta_scores_and_memory_and_says_where_it_resumed(cfg, tmp_path):
+    """A researcher tailing the log sees, every log_every steps: the stage, step/total, steps/s, ETA,
+    loss, latest and best validation score, lr and peak memory; after a resume, from which step."""
+    from hkt.methods import load_method
+    from hkt.schedule import Schedule
+    from hkt.tasks import get_task
+    from hkt.train import train
+
+    task = get_task("cifar10")
+    data = task.training(
+        C.task_config(task, cfg["tasks"]["cifar10"]["data"], "data"), batch_size=16, seed=0, device="cpu"
+    )
+    arch = cfg["tasks"]["cifar10"]["child"]["arch"]
+    alone = load_method("baselines.alone")
+
+    def run(steps, lines):
+        method = alone.build(task.build_model(arch), None, task, alone.Params(), data.sample)
+        schedule = Schedule(steps=steps, batch_size=16, lr=0.05, eval_every=4, checkpoint_every=4, log_every=3)
+        return train(
+            method,
+            data.batches,
+            data.validate,
+            schedule,
+            tmp_path / "run",
+            select=task.select,
+            config_hash="-",
+            log=lines.append,
+            label="cifar10 alone/default seed 0 stage 'main'",
+        )
+
+    lines = []
+    run(8, lines)
+    progress = [line for line in lines if "steps/s" in line]
+    assert [re.search(r"step (\d+)/8", line).group(1) for line in progress] == ["3", "6", "8"]
+    last = progress[-1]
+    for part in ("stage 'main'", "(100.0%)", "eta 0:00:00", "loss ", "val top1_acc ", "(best ", "lr ", "peak rss "):
+        assert part in last, (part, last)
+    again = []
+    run(8, again)  # the checkpoint of step 4 is still there: the stage resumes from it
+    assert (
+        again[0]
+        == f"cifar10 alone/default seed 0 stage 'main': resumed at step 4/8 from {tmp_path / 'run' / 'checkpoint.pt'}"
+    )
+    assert [re.search(r"step (\d+)/8", line).group(1) for line in again if "steps/s" in line] == ["6", "8"]
 
 
 NEW_METHOD = textwrap.dedent('''
