@@ -85,6 +85,7 @@ def validate(cfg: dict, manifest: dict | None = None) -> dict:
             raise
         except ValueError as err:
             raise ConfigError(f"config key {err}") from err
+    data_jobs(cfg)  # blocks that share a data root must prepare it alike
     return cfg
 
 
@@ -440,10 +441,74 @@ def run_specs(cfg: dict, task: str, method: str, variant: str, seed: int, manife
     return _staged(cfg, task, base, t["data"], t["child"][run_schedule(cfg, method, variant)], upstream)
 
 
-def data_spec(cfg: dict, task: str) -> dict:
-    """What the data job needs: the task's data block."""
+# ---------------------------------------------------------------------------------------------
+# Data jobs: one per (data root, part), shared by the blocks that read it
+# ---------------------------------------------------------------------------------------------
+def data_root_key(cfg: dict, task: str) -> str:
+    """A file-name-safe name for the task's data root (`data/flow` -> `data-flow`)."""
+    root = resolved_data(cfg, task, cfg["tasks"][task]["data"])["root"]
+    return "-".join(part for part in Path(root).parts if part not in ("/", ".", "")) or "root"
+
+
+def stage_data(cfg: dict, task: str) -> list[dict]:
+    """The resolved data configuration of every training stage of a block (parent and child)."""
     t = cfg["tasks"][task]
-    return canonical({"task": task, "task_module": t.get("module"), "data": resolved_data(cfg, task, t["data"])})
+    out = []
+    for role, schedule in (("parent", "train"), ("child", "train"), ("child", "finetune")):
+        for stage in stages(t[role][schedule]):
+            data = resolved_data(cfg, task, merge(t["data"], stage.get("data")))
+            if data not in out:
+                out.append(data)
+    return out
+
+
+def data_parts(cfg: dict, task: str) -> list[str]:
+    """The parts of its data root a block reads (its stages' training sets and its evaluation
+    sets, e.g. no HD1K for C+T): each part is prepared by one job, shared by every block."""
+    t = cfg["tasks"][task]
+    task_obj = get_task(task, t.get("module"))
+    if task_obj.data_parts is None:
+        return ["all"]
+    configs = [task_config(task_obj, d, f"tasks.{task}.data") for d in stage_data(cfg, task)]
+    return list(task_obj.data_parts(configs))
+
+
+def data_jobs(cfg: dict) -> dict[tuple[str, str], dict]:
+    """(root key, part) -> the specification of the job that prepares that part of that root.
+
+    Blocks that share a data root share its jobs, so a dataset is fetched and extracted once; they
+    must then prepare it alike (the same task package and the same data block), else ConfigError.
+    """
+    jobs, owner = {}, {}
+    for task, t in cfg["tasks"].items():
+        key = data_root_key(cfg, task)
+        data = resolved_data(cfg, task, t["data"])
+        module = task_module_of(cfg, task)
+        if key in owner:
+            first = owner[key]
+            if (module, data) != (task_module_of(cfg, first), resolved_data(cfg, first, cfg["tasks"][first]["data"])):
+                raise ConfigError(
+                    f"config key tasks.{task}.data: shares the data root {data['root']!r} with tasks.{first}.data "
+                    "but prepares it differently (another task package or data block); give it its own root"
+                )
+        owner.setdefault(key, task)
+        for part in data_parts(cfg, task):
+            spec = {"task": owner[key], "task_module": cfg["tasks"][owner[key]].get("module"), "part": part}
+            jobs.setdefault((key, part), canonical({**spec, "data": data, "root_key": key}))
+    return jobs
+
+
+def task_module_of(cfg: dict, task: str) -> str:
+    from hkt.tasks import task_module
+
+    return task_module(task, cfg["tasks"][task].get("module"))
+
+
+def data_spec(cfg: dict, task: str, part: str | None = None) -> dict:
+    """What a data job needs: the data block of the root a block reads, and which part of it (by
+    default the block's first)."""
+    key = data_root_key(cfg, task)
+    return data_jobs(cfg)[(key, part or data_parts(cfg, task)[0])]
 
 
 def evaluation_spec(cfg: dict, task: str, manifest: dict | None = None) -> dict:

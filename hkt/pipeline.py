@@ -62,13 +62,21 @@ def task_of(spec: dict):
 # Data
 # ---------------------------------------------------------------------------------------------
 def prepare_data(spec: dict, out: str | Path, *, allow_network: bool = True) -> dict:
-    """Prepare the task's data (download + verify, or generate) and write its record to `out` last."""
+    """Prepare one part of a data root (verify + extract what the download rules fetched, check a
+    layout placed by hand, or generate) and write its record to `out` last."""
     task = task_of(spec)
-    record = task.prepare_data(
-        C.task_config(task, spec["data"], f"tasks.{spec['task']}.data"), allow_network=allow_network
-    )
-    atomic_write_json(out, {"spec_hash": C.config_hash(spec), "data": spec["data"], "prepared": record})
+    data = C.task_config(task, spec["data"], f"tasks.{spec['task']}.data")
+    part = spec.get("part", "all")
+    record = task.prepare_data(data, part=part, allow_network=allow_network)
+    atomic_write_json(out, {"spec_hash": C.config_hash(spec), "data": spec["data"], "part": part, "prepared": record})
     return record
+
+
+def fetch(item, log: Callable = print) -> Path:
+    """One hkt.tasks.Download of a data job, fetched and verified (the local download rules run this)."""
+    path = download(item.url, item.path, unpublished_checksum=not item.checksums, **item.checksums)
+    log(f"{item.url} -> {path} (checked: {sorted(item.checksums) or 'sha256 recorded at the first download'})")
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,6 +195,7 @@ def train_stage(
         config_hash=chash,
         device=device,
         log=log,
+        label=_name(spec),
     )
     if result is not None:  # rank 0 (or a single process) writes
         trainable = sum(p.numel() for p in objective.parameters() if p.requires_grad)

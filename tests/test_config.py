@@ -35,7 +35,7 @@ def test_a_configfile_replaces_the_default_instead_of_merging_into_it(default, t
     # Merged, a key missing from a paper-scale file would silently keep its smoke value.
     out = dry_run("--configfile", "config/paper.yaml")
     assert out.returncode == 0, out.stderr
-    assert "hkt/literal_vector_ga/seed2/child.pt" in out.stdout and "results/data/cifar10.json" in out.stdout
+    assert "hkt/literal_vector_ga/seed2/child.pt" in out.stdout and "results/data/data-cifar10/all.json" in out.stdout
     partial = {k: v for k, v in default.items() if k != "methods"}
     (tmp_path / "partial.yaml").write_text(yaml.safe_dump(partial))
     out = dry_run("--configfile", str(tmp_path / "partial.yaml"))

@@ -132,7 +132,7 @@ def test_a_missing_partition_fails_fast_with_slurms_message(tmp_path):
     work = workflow_copy(tmp_path / "w")
     started = time.monotonic()
     out = subprocess.run(
-        snakemake("--retries", "0", "results/data/cifar10.json", partition="no_such_partition"),
+        snakemake("--retries", "0", "results/data/data-cifar10-generated/all.json", partition="no_such_partition"),
         cwd=work,
         capture_output=True,
         text=True,
@@ -146,7 +146,9 @@ def test_asking_for_gpus_the_partition_lacks_fails_fast_with_slurms_message(tmp_
     work = workflow_copy(tmp_path / "w")
     # the target comes first: --set-resources takes several values
     out = subprocess.run(
-        snakemake("results/data/cifar10.json", "--retries", "0", "--set-resources", "prepare_data:gpu=1"),
+        snakemake(
+            "results/data/data-cifar10-generated/all.json", "--retries", "0", "--set-resources", "prepare_data:gpu=1"
+        ),
         cwd=work,
         capture_output=True,
         text=True,

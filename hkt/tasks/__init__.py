@@ -20,6 +20,15 @@ import torch.nn as nn
 SELECT_MODES = ("max", "min")
 
 
+class Download(NamedTuple):
+    """A file a data job reads that comes from the network: fetched beforehand by a local rule
+    (compute nodes often have no internet), verified, never half-written (hkt.io.download)."""
+
+    url: str
+    path: str  # where the data job expects it
+    checksums: dict  # md5 / sha256 / sha256_prefix; empty: none is published (the first sha256 is kept)
+
+
 class TrainingData(NamedTuple):
     """What one training stage reads from its data: see `Task.training`."""
 
@@ -68,7 +77,15 @@ class Task:
     data_config: type | None = None  # built from the data block merged with a stage's overrides
     eval_config: type | None = None
     # -- data ---------------------------------------------------------------------------------
-    prepare_data: Callable | None = None  # (data_config, allow_network) -> manifest record (dict)
+    # (data_config, part=, allow_network=) -> record (dict): verify and extract, check, or generate one
+    # part of the data in its real layout; in the DAG it runs offline, after the local download
+    # rules have fetched what `downloads` lists
+    prepare_data: Callable | None = None
+    # [stage data configs] -> the parts of the data root a block reads (flow: its stages' datasets and
+    # the evaluation sets); one data job prepares each part, shared by every block of that root.
+    # None: one part, "all"
+    data_parts: Callable | None = None
+    downloads: Callable | None = None  # (data_config, part) -> [Download]: what prepare_data reads from the network
     training: Callable | None = None  # (data_config, batch_size=, seed=, device=) -> TrainingData
     evaluation: Callable | None = None  # (data_config, eval_config, device) -> EvaluationData
     select: tuple[str, str] = ("accuracy", "max")  # validation metric that picks the deployed child

@@ -80,7 +80,7 @@ def _pairs(n: int, size: int, max_shift: int, noise: float, g: torch.Generator):
     return base, moved, torch.stack([gain, offset], dim=1)
 
 
-def prepare_data(data: DataConfig, *, allow_network: bool = True) -> dict:
+def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = True) -> dict:
     root = Path(data.root)
     g = torch.Generator().manual_seed(data.seed)
     splits = {

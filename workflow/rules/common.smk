@@ -1,6 +1,7 @@
 # Configuration check, the resolved job specifications and the small input functions that the
 # other rule files share. Nothing here names a task; every task is a package plus a config block.
 import os
+import re
 import sys
 from functools import lru_cache
 
@@ -21,6 +22,8 @@ MANIFEST = C.load_manifest()
 
 wildcard_constraints:
     task="[a-z0-9-]+",
+    dataroot="[A-Za-z0-9_.-]+",
+    part="[a-z0-9_]+",
     method="[A-Za-z0-9_]+",
     variant="[A-Za-z0-9_.-]+",
     seed="[0-9]+",
@@ -59,8 +62,36 @@ def run_specs(task, method, variant, seed):
     return C.run_specs(config, task, method, variant, int(seed), MANIFEST)
 
 
+@lru_cache(maxsize=None)
+def data_jobs():
+    """(data root key, part) -> the specification of the job that prepares it (hkt.config.data_jobs)."""
+    return C.data_jobs(config)
+
+
+def data_job(w):
+    return data_jobs()[(w.dataroot, w.part)]
+
+
+def job_downloads(spec):
+    """The files of the network a data job reads (hkt.tasks.Task.downloads)."""
+    task = C.get_task(spec["task"], spec.get("task_module"))
+    return [] if task.downloads is None else task.downloads(C.task_config(task, spec["data"], "data"), spec["part"])
+
+
+def data_downloads(w):
+    return [d.path for d in job_downloads(data_job(w))]
+
+
+def all_downloads():
+    """Every file of the network that some data job reads, once, by its place on disk."""
+    return {d.path: d for spec in data_jobs().values() for d in job_downloads(spec)}
+
+
 def data_record(task):
-    return f"results/data/{task}.json"
+    """The records of the data jobs a block reads: one per part of its root, shared by the blocks
+    that read the same root (the three flow regimes fetch and extract FlyingChairs once)."""
+    key = C.data_root_key(config, task)
+    return [f"results/data/{key}/{part}.json" for part in C.data_parts(config, task)]
 
 
 def model_dir(base, specs, stage=None):

@@ -1,21 +1,46 @@
-# Datasets: downloaded and verified, or generated in the real on-disk layout (embedded default),
-# one job per task; its record is written last, so a half-prepared dataset is never complete.
+# Datasets: the files a data job reads from the network are fetched first, by local rules (compute
+# nodes often have no internet), each verified before it is kept; then one job per part of a
+# data root (hkt.config.data_jobs, shared by the blocks that read that root) verifies and extracts
+# them, checks layouts placed by hand, or generates the embedded default's data in the real
+# on-disk layout, offline. Its record is written last, so a half-prepared dataset is never complete.
 
 
 rule prepare_data:
     conda:
         "../envs/hkt.yaml"
+    input:
+        data_downloads,
     output:
-        record="results/data/{task}.json",
+        record="results/data/{dataroot}/{part}.json",
     params:
-        spec=lambda w: C.data_spec(config, w.task),
+        spec=data_job,
     log:
-        "logs/data/{task}.log",
-    threads: lambda w: job(w.task, "data", "threads")
+        "logs/data/{dataroot}/{part}.log",
+    threads: lambda w: job(data_job(w)["task"], "data", "threads")
     resources:
-        **job_resources("data"),
+        mem_mb=lambda w: job(data_job(w)["task"], "data", "mem_mb"),
+        runtime=lambda w: job(data_job(w)["task"], "data", "runtime"),
+        gpu=0,
     script:
         "../scripts/prepare_data.py"
+
+
+# One local rule per file of the network that a data job reads (named by its place on disk), so
+# each archive is fetched once, where the network is, whichever blocks read it.
+for _path, _download in all_downloads().items():
+
+    rule:
+        name:
+            f"download_{re.sub(r'[^A-Za-z0-9_]', '_', os.path.basename(_path))}"
+        output:
+            _path,
+        params:
+            download=_download,
+        log:
+            f"logs/download/{os.path.basename(_path)}.log",
+        localrule: True
+        script:
+            "../scripts/download.py"
 
 
 # Published checkpoints (the parent, released children): downloaded and checksum-verified, or,

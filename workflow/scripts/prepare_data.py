@@ -1,4 +1,5 @@
-"""Prepare one task's data (download + verify + extract, or generate); its record is written last."""
+"""Prepare one part of a data root (verify + extract what the local download rules fetched, check
+a layout placed by hand, or generate), offline; its record is written last."""
 
 import sys
 
@@ -6,4 +7,4 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from hkt.pipeline import prepare_data
 
-prepare_data(snakemake.params.spec, snakemake.output.record)
+prepare_data(snakemake.params.spec, snakemake.output.record, allow_network=False)

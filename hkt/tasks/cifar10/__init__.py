@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from hkt.fields import dataclass_from
 from hkt.models import build_cifar_resnet, evaluating
 from hkt.models.cifar_resnet import DATASET_CLASSES, classes_of
-from hkt.tasks import BenchData, EvaluationData, Task, TrainingData
+from hkt.tasks import BenchData, Download, EvaluationData, Task, TrainingData
 from hkt.tasks.cifar10 import stored as S
 
 
@@ -100,7 +101,17 @@ def check_config(block: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------
-def prepare_data(data: DataConfig, *, allow_network: bool = True) -> dict:
+def downloads(data: DataConfig, part: str = "all") -> list[Download]:
+    """The official archive (torchvision's URL and md5), where the data job extracts it from."""
+    if data.source != "download":
+        return []
+    from hkt.tasks.cifar10 import data as D  # torchvision is needed here only
+
+    layout = D.LAYOUTS[data.dataset]
+    return [Download(layout.url, str(Path(data.root) / layout.archive), {"md5": layout.archive_md5})]
+
+
+def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = True) -> dict:
     from hkt.tasks.cifar10 import data as D  # torchvision is needed here only
 
     if data.source == "generated":
@@ -294,6 +305,7 @@ TASK = Task(
     data_config=DataConfig,
     eval_config=EvalConfig,
     prepare_data=prepare_data,
+    downloads=downloads,
     training=training,
     evaluation=evaluation,
     check_config=check_config,

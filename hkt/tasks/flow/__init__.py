@@ -179,10 +179,22 @@ def kitti_test(model, data: DataConfig, ev: EvalConfig, out_dir, device) -> dict
     return {"dataset": "kitti-2015", "split": "test", "files": names, "updates": ev.kitti_updates}
 
 
-def prepare_data(data: DataConfig, *, allow_network: bool = True) -> dict:
+def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = True) -> dict:
     from hkt.tasks.flow import prepare
 
-    return prepare.prepare(data, allow_network=allow_network)
+    return prepare.prepare(data, part=part, allow_network=allow_network)
+
+
+def data_parts(stages: list[DataConfig]) -> list[str]:
+    from hkt.tasks.flow import prepare
+
+    return prepare.data_parts(stages)
+
+
+def downloads(data: DataConfig, part: str) -> list:
+    from hkt.tasks.flow import prepare
+
+    return prepare.downloads(data, part)
 
 
 def _tables():
@@ -204,6 +216,8 @@ TASK = Task(
     data_config=DataConfig,
     eval_config=EvalConfig,
     prepare_data=prepare_data,
+    data_parts=data_parts,
+    downloads=downloads,
     training=training,
     evaluation=evaluation,
     select=("epe", "min"),

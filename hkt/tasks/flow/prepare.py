@@ -1,10 +1,10 @@
 """Preparing the flow datasets: generated in their real layouts, or downloaded / placed by hand.
 
 `source: generated` writes the embedded default's scenes (hkt.tasks.flow.scenes) under the
-root. `source: download` fetches what can be fetched (Sintel, FlyingChairs) with the hkt.io
-downloader, extracts archives safely, and checks every dataset's layout, saying for each one
-that needs registration or a manual download (KITTI-2015, HD1K, FlyingThings3D) what is missing
-and where it belongs. The record lists, per dataset, its pairs and the sha256 of the file
+root. `source: download` prepares one dataset per data job (`data_parts`: only those a block
+reads), extracting safely what the DAG's local download rules fetched (Sintel, FlyingChairs;
+`downloads`) and checking every dataset's layout, saying for each one that needs registration or
+a manual download (KITTI-2015, HD1K, FlyingThings3D) what is missing and where it belongs. The record lists, per dataset, its pairs and the sha256 of the file
 list it found, so a changed dataset shows in the run metadata.
 """
 
@@ -15,20 +15,42 @@ import os
 from pathlib import Path
 
 from hkt.io import atomic_path, download, safe_extract
+from hkt.tasks import Download
 from hkt.tasks.flow import scenes
 from hkt.tasks.flow.data import DATASETS, DataConfig, open_dataset
 
 
-def prepare(data: DataConfig, *, allow_network: bool = True) -> dict:
+def data_parts(stages: list[DataConfig]) -> list[str]:
+    """The datasets a block reads: its stages' training sets and the evaluation sets (Sintel,
+    for selection and its columns; KITTI-2015): C+T never needs HD1K. A generated root is one
+    part, written whole (the embedded default generates all five, in seconds)."""
+    if stages[0].source == "generated":
+        return ["all"]
+    needed = {"sintel", "kitti"}
+    for stage in stages:
+        needed |= set(stage.mixture) if stage.dataset == "mixture" else {stage.dataset}
+    return [name for name in DATASETS if name in needed]
+
+
+def downloads(data: DataConfig, part: str) -> list[Download]:
+    """The public archives of a downloadable dataset (Sintel, FlyingChairs) whose layout is not
+    in place yet; none of them publishes a checksum, so the first download's sha256 is kept."""
+    if data.source == "generated" or scenes.DATASETS[part]["manual"] or _in_place(Path(data.root), part):
+        return []
+    return [Download(url, str(_archive(Path(data.root), url)), {}) for url, _ in scenes.DATASETS[part]["files"]]
+
+
+def prepare(data: DataConfig, *, part: str = "all", allow_network: bool = True) -> dict:
     root = Path(data.root)
     if data.source == "generated":
         g = data.generated
         scenes.generate_flow_datasets(root, seed=g.seed, size=tuple(g.size), counts=dict(g.counts))
-    else:
-        for name in DATASETS:
+    names = list(DATASETS) if part == "all" else [part]
+    if data.source != "generated":
+        for name in names:
             _fetch(root, name, allow_network=allow_network)
     record = {}
-    for name in DATASETS:
+    for name in names:
         scenes.check_layout(root, name)
         dataset = open_dataset(root, name)
         files = sorted(str(Path(p).relative_to(root)) for pair in dataset._image_list for p in pair)
@@ -36,18 +58,32 @@ def prepare(data: DataConfig, *, allow_network: bool = True) -> dict:
     return record
 
 
-def _fetch(root: Path, name: str, *, allow_network: bool) -> None:
-    """Download and extract a dataset that has a public URL, unless its layout is there already."""
+def _in_place(root: Path, name: str) -> bool:
     try:
         scenes.check_layout(root, name)
-        return
+        return True
     except FileNotFoundError:
-        entry = scenes.DATASETS[name]
-        if entry["manual"] or not allow_network:
-            raise
+        return False
+
+
+def _archive(root: Path, url: str) -> Path:
+    return root / "archives" / Path(url).name
+
+
+def _fetch(root: Path, name: str, *, allow_network: bool) -> None:
+    """Extract a downloadable dataset from its archives (fetched first, where the network is: the
+    DAG's local download rules), unless its layout is there already; a dataset that must be
+    placed by hand, or an archive that is missing offline, is an error that says what to do."""
+    if _in_place(root, name):
+        return
+    entry = scenes.DATASETS[name]
+    if entry["manual"]:
+        scenes.check_layout(root, name)  # raises, saying where to get it and where it belongs
     for url, target in entry["files"]:
-        # no checksums are published for these archives: the first download's sha256 is kept
-        path = download(url, root / "archives" / Path(url).name, unpublished_checksum=True)
+        archive = _archive(root, url)
+        if not archive.exists() and not allow_network:
+            raise FileNotFoundError(f"{archive}: missing, and this job runs offline; {entry['how'].format(root=root)}")
+        path = download(url, archive, unpublished_checksum=True)  # verifies a present file against its first sha256
         if target == "extract":
             extracted = safe_extract(path, root / entry["extract_to"])
             for inside, final in entry.get("arrange", {}).items():  # the archive's folder -> torchvision's

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from hkt.models import evaluating
-from hkt.tasks import BenchData, EvaluationData, Task, TrainingData
+from hkt.tasks import BenchData, Download, EvaluationData, Task, TrainingData
 from hkt.tasks.lits import data as D
 from hkt.tasks.lits import metrics as M
 from hkt.tasks.lits import models
@@ -116,8 +116,16 @@ def benchmark(data: DataConfig, ev: EvalConfig, batch_size: int, generator) -> B
     )
 
 
-def prepare_data(data: DataConfig, *, allow_network: bool = True) -> dict:
+def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = True) -> dict:
     return D.prepare(data, allow_network=allow_network)
+
+
+def downloads(data: DataConfig, part: str = "all") -> list[Download]:
+    """The Decathlon archive (data/MANIFEST.yaml), unless the LiTS files are in place already."""
+    if data.source != "download" or D.has_cases(data.root):
+        return []
+    entry = D.archive_entry(data.archive)
+    return [Download(entry["url"], entry["place_at"], {"md5": entry["md5"]})]
 
 
 def _tables():
@@ -138,6 +146,7 @@ TASK = Task(
     data_config=DataConfig,
     eval_config=EvalConfig,
     prepare_data=prepare_data,
+    downloads=downloads,
     training=training,
     evaluation=evaluation,
     select=("dice_mean", "max"),

@@ -84,7 +84,7 @@ def prepare(data: DataConfig, *, allow_network: bool = True) -> dict:
     if data.source == "generated":
         g = data.generated
         volumes.generate_cases(root, n_cases=g.n_cases, shape=tuple(g.shape), spacing=tuple(g.spacing), seed=g.seed)
-    elif data.source == "download" and not _has_cases(root):
+    elif data.source == "download" and not has_cases(root):
         entry = archive_entry(data.archive)
         if not allow_network and not Path(entry["place_at"]).exists():
             raise FileNotFoundError(f"{entry['place_at']}: the {data.archive} archive is missing (offline)")
@@ -116,9 +116,9 @@ def archive_entry(name: str) -> dict:
     return entry
 
 
-def _has_cases(root: Path) -> bool:
+def has_cases(root: str | Path) -> bool:
     try:
-        return bool(volumes.check_layout(root))
+        return bool(volumes.check_layout(Path(root)))
     except FileNotFoundError:
         return False
 
