@@ -86,6 +86,12 @@ def validate(cfg: dict, manifest: dict | None = None) -> dict:
         except ValueError as err:
             raise ConfigError(f"config key {err}") from err
     data_jobs(cfg)  # blocks that share a data root must prepare it alike
+    for task_name, task_cfg in cfg["tasks"].items():  # every GPU job fits one of the site's GPU classes
+        for kind, block in task_cfg["resources"].items():
+            try:
+                gpu_constraint(cfg, block.get("gpu_mem_mb"), block["gpus"])
+            except ConfigError as err:
+                raise ConfigError(f"config key tasks.{task_name}.resources.{kind}.gpu_mem_mb: {err}") from None
     return cfg
 
 
@@ -547,6 +553,35 @@ def report_spec(cfg: dict, task: str) -> dict:
             "data": t["data"],
         }
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Where a SLURM site runs a job (the optional `cluster` block; profiles/slurm)
+# ---------------------------------------------------------------------------------------------
+def slurm_partition(cfg: dict, task: str, kind: str, gpus: int) -> str | None:
+    """The partition of a job: the site's GPU partition when it asks for a GPU, else its CPU one
+    (data, tables, plotting): None without a `cluster` block (the profile's default applies)."""
+    cluster = cfg.get("cluster")
+    if not cluster:
+        return None
+    return cluster["gpu_partition"] if gpus > 0 else cluster["cpu_partition"]
+
+
+def gpu_constraint(cfg: dict, gpu_mem_mb: int | None, gpus: int) -> str | None:
+    """The SLURM constraint (node feature) of the smallest GPU class that holds `gpu_mem_mb`
+    (`cluster.gpu_constraints`: GB -> feature); None where the job asks for no GPU, names no
+    memory, or the site lists no classes."""
+    classes = (cfg.get("cluster") or {}).get("gpu_constraints") or {}
+    if not gpus or not gpu_mem_mb or not classes:
+        return None
+    fitting = sorted((int(gb), feature) for gb, feature in classes.items() if int(gb) * 1000 >= gpu_mem_mb)
+    if not fitting:
+        largest = max(int(gb) for gb in classes)
+        raise ConfigError(
+            f"a job needs {gpu_mem_mb} MB of GPU memory, more than the largest class in cluster.gpu_constraints "
+            f"({largest} GB); lower its batch or add a class"
+        )
+    return fitting[0][1]
 
 
 def differing_keys(recorded: dict, current: dict, prefix: str = "") -> list[str]:

@@ -379,7 +379,7 @@ def report_input(spec: dict, metrics_csv, paper_csv, model_dirs: dict | None = N
 
 
 def load_shown_models(inp, shown: dict) -> dict:
-    """The models a figure runs, in eval mode on the CPU: `shown` maps a display name to
+    """The models a figure runs, in eval mode on `figure_device()`: `shown` maps a display name to
     (method, variant, seed), seed None for any; each comes from the report's model directories,
     built in the architecture its meta.json records (so a method that brings its own architecture
     is shown as trained) and loaded with strict keys. Names without a model directory are left out."""
@@ -400,5 +400,12 @@ def load_shown_models(inp, shown: dict) -> dict:
         trained = json.loads((folder / "meta.json").read_text())["spec"]
         model = build_model(task, trained["arch"])
         load_checkpoint(model, folder / WEIGHTS[trained["role"]])
-        nets[name] = model.eval()
+        nets[name] = model.eval().to(figure_device())
     return nets
+
+
+def figure_device():
+    """Where a figure runs its models: the job's GPU if it was given one (tasks.<task>.resources.figure)."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -9,10 +9,14 @@ SIGTERM (scancel, pre-emption, requeue, the time limit itself) and SIGUSR1 are c
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import time
 
 PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGURG)
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: try again later
+PLANNED_STOP = "SIGURG"  # the pre-timeout warning the workflow asks SLURM for (--signal=URG@<seconds>)
 
 
 class Preempted(RuntimeError):
@@ -45,3 +49,30 @@ def release() -> None:
 def requested() -> str | None:
     """The name of the first stop signal received, or None."""
     return _state["signal"]
+
+
+def requeue_planned_stop(wait: float = 300.0) -> bool:
+    """After a planned stop (SLURM's pre-timeout warning, checkpoint saved), ask SLURM to requeue
+    this very job: it starts again under the same job id and resumes from the checkpoint, so a
+    schedule longer than the partition's time limit spends none of the workflow's retries, which
+    stay for real failures. Then wait for SLURM to end this instance (it sends SIGTERM).
+
+    Returns False, having done nothing, outside a SLURM job, after another stop (scancel and
+    pre-emption send SIGTERM: those go to the workflow's retries), or when scontrol refuses (a
+    site with JobRequeue=0); the caller then exits with PREEMPTED_EXIT_CODE as before."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if requested() != PLANNED_STOP or not job:
+        return False
+    try:
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as err:
+        print(f"scontrol requeue {job} failed ({err}); leaving the resumption to the workflow's retries", flush=True)
+        return False
+    if done.returncode != 0:
+        print(f"scontrol requeue {job} refused: {done.stderr.strip()}; the workflow's retries resume it", flush=True)
+        return False
+    print(f"planned stop: SLURM job {job} requeued; it resumes from the checkpoint under the same id", flush=True)
+    for s in PREEMPT_SIGNALS:  # SLURM now ends this instance with SIGTERM: let it
+        signal.signal(s, signal.SIG_DFL)
+    time.sleep(wait)
+    return True

@@ -161,3 +161,18 @@ def test_an_archive_failing_its_md5_is_refused_and_nothing_is_extracted(tmp_path
     with pytest.raises(ValueError, match="md5"):
         TASK.prepare_data(data, allow_network=True)
     assert not place.exists() and not place.with_suffix("").exists() and not D.Path(data.root).exists()
+
+
+def test_the_overlays_run_the_models_on_one_window_deep_slab_around_the_slice_they_show():
+    """A paper-scale test case has hundreds of slices: the figure needs one of them per case."""
+    import numpy as np
+
+    from hkt.tasks.lits.tables import OVERLAY_CASES, overlay_slab
+
+    for most, expected in ((40, slice(34, 46)), (2, slice(0, 12)), (98, slice(88, 100))):
+        labels = np.zeros((100, 8, 8), np.uint8)
+        labels[most, :4] = 1
+        z, slab = overlay_slab(labels, 12)
+        assert (z, slab) == (most, expected) and slab.start <= z < slab.stop
+    assert overlay_slab(np.ones((5, 4, 4), np.uint8), 12)[1] == slice(0, 12)  # shorter than a window
+    assert OVERLAY_CASES == 2

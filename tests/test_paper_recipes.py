@@ -149,3 +149,13 @@ def test_each_paper_table_sets_the_matched_budget_control_beside_the_child(task,
     rows = PAPER["tasks"][task]["report"]["tables"][table]["rows"]
     runs = [r["run"] for r in rows]
     assert runs[runs.index("alone/default") + 1] == "alone/finetune"
+
+
+def test_no_paper_stage_waits_on_the_host_every_step_and_flow_and_lits_batches_are_built_ahead():
+    """A synchronisation per step and batches decoded on the training thread leave a GPU idle."""
+    for block, t in PAPER["tasks"].items():
+        for role, schedule in (("parent", "train"), ("child", "train"), ("child", "finetune")):
+            for stage in C.stages(t[role][schedule]):
+                assert stage.get("sync_every", 1) > 1, (block, role, stage["name"])
+                if not block.startswith("cifar"):
+                    assert stage.get("loader_workers", 0) >= 1, (block, role, stage["name"])

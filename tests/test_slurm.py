@@ -5,6 +5,7 @@ tests are skipped with that reason. HKT_SLURM_PARTITION names the partition (def
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -182,12 +183,14 @@ def parent_steps_per_second(threads: int = 1) -> float:
         torch.set_num_threads(before)
 
 
-def test_a_time_limit_stops_training_with_the_pre_timeout_signal_and_the_retry_resumes(tmp_path):
+def test_a_time_limit_stops_training_and_slurm_requeues_the_job_without_spending_a_retry(tmp_path):
     # A 3-minute limit with the SIGURG warning 60 s ahead stops each attempt; the trainer
-    # checkpoints, the profile's retries resubmit, the job resumes. SLURM may send the warning up
-    # to 60 s early, so an attempt trains for 60 to 120 s. The parent is given about 150 s of
-    # training at this machine's measured speed (never fewer than 1800 steps): the first attempt
-    # is always stopped mid-training, and a few attempts finish it, whatever the processor.
+    # checkpoints and asks SLURM to requeue the job (hkt.signals.requeue_planned_stop), which
+    # starts again under the same job id and resumes: with --retries 0, a planned resumption
+    # spends no retry. SLURM may send the warning up to 60 s early, so an attempt trains for 60 to
+    # 120 s. The parent is given about 150 s of training at this machine's measured speed (never
+    # fewer than 1800 steps): the first attempt is always stopped mid-training, and a few attempts
+    # finish it, whatever the processor.
     steps = max(1800, 100 * round(1.5 * parent_steps_per_second()))
     longer = {"tasks": {"cifar10": {"parent": {"train": {"steps": steps}}}}}
     target, configs = f"{PARENT}/parent.pt", ["--configfile", "config/config.yaml", "longer.yaml"]
@@ -202,7 +205,7 @@ def test_a_time_limit_stops_training_with_the_pre_timeout_signal_and_the_retry_r
             "--set-resources",
             "train_parent:runtime=3",
             "--retries",
-            "6",
+            "0",
             *configs,
         ),
         cwd=work,
@@ -212,9 +215,11 @@ def test_a_time_limit_stops_training_with_the_pre_timeout_signal_and_the_retry_r
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "--signal=URG@60" in out.stdout + out.stderr
-    failed_attempts = list((work / ".snakemake" / "slurm_logs" / "rule_train_parent").rglob("*.log"))
-    assert failed_attempts, "no attempt was stopped"
-    assert "resumed from" in (work / "logs" / "cifar10" / "parent.log").read_text()
+    # the job restarted under its own id (SLURM counts the restarts) and resumed from its checkpoint
+    (job,) = set(re.findall(r"SLURM jobid (\d+) \(log: \S*rule_train_parent", out.stdout + out.stderr))
+    shown = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True).stdout
+    assert int(re.search(r"Restarts=(\d+)", shown).group(1)) >= 1, shown
+    assert re.search(r"resumed at step [1-9]\d*/", (work / "logs" / "cifar10" / "parent.log").read_text())
     whole = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "1", target, *configs],  # --configfile takes several values
         cwd=local,

@@ -31,18 +31,39 @@ wildcard_constraints:
     name="[A-Za-z0-9_]+",
 
 
+# Figures that run models (flow's Figure 4, LiTS's overlays) may need more than a plotting job:
+# tasks.<task>.resources.figure, optional; plotting-only figures keep these defaults.
+FIGURE_RESOURCES = {"threads": 1, "mem_mb": 2000, "runtime": 10, "gpus": 0}
+
+
 def job(task, kind, key):
     """A job's resource from the config (tasks.<task>.resources.<kind>.<key>), for rule settings."""
-    return config["tasks"][task]["resources"][kind][key]
+    block = config["tasks"][task]["resources"]
+    if kind == "figure" and kind not in block:
+        return FIGURE_RESOURCES[key]
+    return block[kind][key]
 
 
-def job_resources(kind):
+def plotting_resources():
+    """Tables and the report page: a CPU, minutes; on a SLURM site, its CPU partition."""
+    resources = {"runtime": 10, "mem_mb": 2000}
+    if config.get("cluster"):
+        resources["slurm_partition"] = config["cluster"]["cpu_partition"]
+    return resources
+
+
+def job_resources(kind, task=lambda w: w.task):
     """Keyword arguments for `resources:`, read per job so that every task brings its own."""
     resources = {
-        "mem_mb": lambda w: job(w.task, kind, "mem_mb"),
-        "runtime": lambda w: job(w.task, kind, "runtime"),
-        "gpu": lambda w: job(w.task, kind, "gpus"),  # SLURM --gpus; caps GPU jobs locally with --resources gpu=N
+        "mem_mb": lambda w: job(task(w), kind, "mem_mb"),
+        "runtime": lambda w: job(task(w), kind, "runtime"),
+        "gpu": lambda w: job(task(w), kind, "gpus"),  # SLURM --gpus; caps GPU jobs locally with --resources gpu=N
     }
+    if config.get("cluster"):  # a SLURM site's partitions (GPU jobs apart) and GPU memory classes
+        resources["slurm_partition"] = lambda w: C.slurm_partition(config, task(w), kind, job(task(w), kind, "gpus"))
+        resources["constraint"] = lambda w: C.gpu_constraint(
+            config, config["tasks"][task(w)]["resources"].get(kind, {}).get("gpu_mem_mb"), job(task(w), kind, "gpus")
+        )
     if kind in ("parent", "train") and config["preempt_signal_seconds"]:
         # Pre-timeout warning: the trainer checkpoints on SIGURG and exits; a retry resumes.
         resources["slurm_extra"] = f"--signal=URG@{config['preempt_signal_seconds']}"

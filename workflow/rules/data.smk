@@ -18,9 +18,7 @@ rule prepare_data:
         "logs/data/{dataroot}/{part}.log",
     threads: lambda w: job(data_job(w)["task"], "data", "threads")
     resources:
-        mem_mb=lambda w: job(data_job(w)["task"], "data", "mem_mb"),
-        runtime=lambda w: job(data_job(w)["task"], "data", "runtime"),
-        gpu=0,
+        **job_resources("data", task=lambda w: data_job(w)["task"]),
     script:
         "../scripts/prepare_data.py"
 

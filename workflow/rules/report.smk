@@ -18,8 +18,7 @@ rule table:
         "logs/{task}/table.{name}.log",
     threads: 1
     resources:
-        runtime=10,
-        mem_mb=2000,
+        **plotting_resources(),
     script:
         "../scripts/table.py"
 
@@ -38,10 +37,9 @@ rule figure:
         models=lambda w: {key: d for key, (d, _) in final_models(w.task).items()},
     log:
         "logs/{task}/figure.{name}.log",
-    threads: 1
+    threads: lambda w: job(w.task, "figure", "threads")
     resources:
-        runtime=10,
-        mem_mb=2000,
+        **job_resources("figure"),
     script:
         "../scripts/figure.py"
 
@@ -72,8 +70,7 @@ rule report_html:
         "logs/report_html.log",
     threads: 1
     resources:
-        runtime=10,
-        mem_mb=2000,
+        **plotting_resources(),
     script:
         "../scripts/report_html.py"
 

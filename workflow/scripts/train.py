@@ -11,13 +11,14 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "a", buffering=1)
 from hkt.cli import launch
 
 init = snakemake.input.get("init")
-sys.exit(
-    launch(
-        snakemake.params.spec,
-        str(Path(snakemake.output.weights).parent),
-        processes=snakemake.params.processes,
-        parent=snakemake.input.get("parent"),
-        init=str(Path(init).parent) if init else None,
-        threads=snakemake.threads,
-    )
+code = launch(
+    snakemake.params.spec,
+    str(Path(snakemake.output.weights).parent),
+    processes=snakemake.params.processes,
+    parent=snakemake.input.get("parent"),
+    init=str(Path(init).parent) if init else None,
+    threads=snakemake.threads,
 )
+if code == signals.PREEMPTED_EXIT_CODE:
+    signals.requeue_planned_stop()  # a time limit: SLURM restarts this job, no retry is spent
+sys.exit(code)

@@ -219,7 +219,7 @@ def figure4_qualitative(inp: ReportInput, path) -> None:
         bottom[0].set_title("ground truth", fontsize=7)
         for j, (name, model) in enumerate(nets.items(), start=1):
             with torch.no_grad():
-                pred = _infer(model, a, b, updates, torch.device("cpu"))
+                pred = _infer(model, a, b, updates, report.figure_device())
             err = (pred - flow).norm(dim=0) * valid
             top[j].imshow(flow_to_image(pred).permute(1, 2, 0))
             top[j].set_title(name, fontsize=6)

@@ -130,10 +130,11 @@ def split_of(data: DataConfig) -> dict:
     return json.loads(path.read_text())["split"]
 
 
-def load_cases(data: DataConfig, part: str) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(case id, image (D, H, W) float32, labels (D, H, W) uint8) of every case in a split part."""
+def load_cases(data: DataConfig, part: str, limit: int | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(case id, image (D, H, W) float32, labels (D, H, W) uint8) of every case in a split part
+    (the first `limit` only, if given: a whole test split of CT volumes is gigabytes)."""
     out = []
-    for case in split_of(data)[part]:
+    for case in split_of(data)[part][:limit]:
         image, labels = preprocess.load_cached(preprocess.cached_path(data.cache, case))
         out.append(
             (case, np.ascontiguousarray(image.transpose(2, 0, 1)), np.ascontiguousarray(labels.transpose(2, 0, 1)))

@@ -72,9 +72,22 @@ def comparisons(inp: ReportInput, outs: dict) -> pd.DataFrame:
     return report.comparisons_table(inp, outs)
 
 
+OVERLAY_CASES = 2  # test cases shown, one slice each
+
+
+def overlay_slab(labels: np.ndarray, depth: int) -> tuple[int, slice]:
+    """The slice with the most liver and a slab of one window's depth around it: a figure shows one
+    slice, so the models run on that slab, not on the whole volume (a paper-scale test case is
+    hundreds of slices; the parent's sliding window over all 26 would take hours)."""
+    z = int(np.argmax((labels > 0).sum(axis=(1, 2))))
+    start = min(max(0, z - depth // 2), max(0, labels.shape[0] - depth))
+    return z, slice(start, start + depth)
+
+
 def overlays(inp: ReportInput, path) -> None:
     """The same slices of test cases: image, ground truth, then parent, child and HKT predictions
-    as contours (liver green, tumour red) with each slice's liver Dice."""
+    as contours (liver green, tumour red) with each slice's liver Dice. Only the first
+    OVERLAY_CASES test cases are read, and each model runs on one window-deep slab per case."""
     import torch
 
     from hkt.fields import dataclass_from
@@ -83,7 +96,7 @@ def overlays(inp: ReportInput, path) -> None:
 
     spec = inp.spec
     data = dataclass_from(D.DataConfig, spec["data"], "data")
-    cases = D.load_cases(data, "test")[:2]
+    cases = D.load_cases(data, "test", limit=OVERLAY_CASES)
     seed = spec["seeds"][0]
     shown = {"parent": ("parent", "default", None), "child": ("alone", "default", seed)}
     hkt_runs = [r["run"] for r in spec["report"]["tables"]["table3"]["rows"] if r["run"].startswith("hkt/")]
@@ -92,12 +105,13 @@ def overlays(inp: ReportInput, path) -> None:
             method, variant = run.split("/")
             shown[run] = (method, variant, seed)
     nets = report.load_shown_models(inp, shown)
+    device = report.figure_device()
     overlap = spec["evaluation"]["overlap"]
     fig, axes = plt.subplots(
         len(cases), len(nets) + 2, figsize=(2.4 * (len(nets) + 2), 2.5 * len(cases)), squeeze=False
     )
     for row, (case, image, labels) in zip(axes, cases, strict=True):
-        z = int(np.argmax((labels > 0).sum(axis=(1, 2))))  # the slice with the most liver
+        z, slab = overlay_slab(labels, data.patch[0])
         for ax in row:
             ax.imshow(image[z].T, cmap="gray", origin="lower")
             ax.axis("off")
@@ -106,9 +120,9 @@ def overlays(inp: ReportInput, path) -> None:
         row[1].set_title("ground truth", fontsize=7)
         for ax, (name, model) in zip(row[2:], nets.items(), strict=True):
             with torch.no_grad():
-                pred = D.predict_labels(model, image, data.patch, overlap=overlap)
-            _contours(ax, pred[z])
-            ax.set_title(f"{name}\nslice liver Dice {100 * M.dice(pred[z] > 0, labels[z] > 0):.1f}%", fontsize=6)
+                pred = D.predict_labels(model, image[slab], data.patch, overlap=overlap, device=device)[z - slab.start]
+            _contours(ax, pred)
+            ax.set_title(f"{name}\nslice liver Dice {100 * M.dice(pred > 0, labels[z] > 0):.1f}%", fontsize=6)
     fig.suptitle(
         "LiTS overlays: liver (green) and tumour (red) contours on test slices" + report.scale_suffix(spec["scale"]),
         fontsize=8,
