@@ -103,7 +103,7 @@ def training_peak_bytes(cfg: dict, task_name: str, spec: dict, batch_size: int |
         with FakeTensorMode(allow_non_fake_inputs=True):
             return trace()
     except DataDependentOutputException:
-        # a method that builds from the parent's values (InherNet's SVD) cannot be traced with fake
+        # a method that builds from the parent's values (an SVD of its weights) cannot be traced with fake
         # tensors: its (small) networks run for real, counted the same way
         return trace()
 
