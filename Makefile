@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench rehearse clean
 
 setup: $(VENV)/.installed
 
@@ -27,5 +27,8 @@ lint: setup  # style (ruff: lint and format) and the DAG's own linter, before an
 bench: setup
 	$(BIN)/snakemake bench --cores 1 --forcerun bench_task bench_ga  # target first: --forcerun takes several values; one job at a time
 
+rehearse: setup  # config/paper.yaml's DAG at its real shapes, through SLURM on this machine (root): results/rehearsal/
+	PYTHON=$(BIN)/python bash workflow/rehearse.sh
+
 clean:
-	rm -rf results/runs results/data results/cifar10 results/flow* results/lits results/exports results/tables figures/*.png logs .snakemake
+	rm -rf results/runs results/data results/cifar10 results/flow* results/lits results/exports results/tables figures/*.png logs benchmarks .snakemake

@@ -60,6 +60,16 @@ def load_manifest(path: str | Path = MANIFEST) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
+def manifest_for(cfg: dict) -> dict:
+    """data/MANIFEST.yaml with the configuration's `stand_ins` in place of the checkpoints they
+    replace (a rehearsal's random-weight files, marked `stand_in: true` in every specification
+    that names them, so no result is ever mistaken for one of the published weights)."""
+    manifest = load_manifest()
+    for name, entry in (cfg.get("stand_ins") or {}).items():
+        manifest["checkpoints"][name] = {**entry, "stand_in": True}
+    return manifest
+
+
 # ---------------------------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------------------------
@@ -73,7 +83,7 @@ def validate(cfg: dict, manifest: dict | None = None) -> dict:
         while err.context:  # "not valid under any of the given schemas": say why, at the deepest key
             err = max(err.context, key=lambda e: (len(e.absolute_path), -len(e.schema_path)))
         raise ConfigError(f"config key {_dotted(err.absolute_path) or '<top level>'}: {err.message}")
-    manifest = load_manifest() if manifest is None else manifest
+    manifest = manifest_for(cfg) if manifest is None else manifest
     for name, method in cfg["methods"].items():
         module = load_method(method["module"], key=f"methods.{name}.module")
         for variant in method["variants"]:
@@ -392,7 +402,7 @@ def hub_cache_path(entry: dict) -> Path:
 
 def parent_specs(cfg: dict, task: str, manifest: dict | None = None) -> list[dict]:
     """The parent's job specifications: one per training stage, or one for a published checkpoint."""
-    manifest = load_manifest() if manifest is None else manifest
+    manifest = manifest_for(cfg) if manifest is None else manifest
     t = cfg["tasks"][task]
     p = t["parent"]
     base = {**_common(cfg, task), "role": "parent", "arch": p["arch"], "seed": p["seed"]}
@@ -519,7 +529,7 @@ def data_spec(cfg: dict, task: str, part: str | None = None) -> dict:
 
 def evaluation_spec(cfg: dict, task: str, manifest: dict | None = None) -> dict:
     """What the evaluation job needs: the test data, evaluation options and published releases."""
-    manifest = load_manifest() if manifest is None else manifest
+    manifest = manifest_for(cfg) if manifest is None else manifest
     t = cfg["tasks"][task]
     published = {name: manifest["checkpoints"][name] for name in t["evaluation"].get("published", [])}
     task_obj = get_task(task, t.get("module"))

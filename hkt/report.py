@@ -20,6 +20,8 @@ SCALE_NOTE = {
     "smoke": "SMOKE SCALE (embedded default: generated data, reduced models and schedules). "
     "Not a reproduction of the paper; the paper's numbers are shown only for layout.",
     "paper": "Paper scale.",
+    "rehearsal": "REHEARSAL (make rehearse): the paper's configuration at its real shapes for a few steps, on "
+    "generated stand-in data with random-weight stand-ins for published checkpoints. These are no results.",
 }
 
 

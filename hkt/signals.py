@@ -46,6 +46,11 @@ def release() -> None:
         _state["previous"] = None
 
 
+def request(name: str) -> None:
+    """Record a stop request as if signal `name` had arrived (a rehearsal's stop, HKT_STOP_ONCE)."""
+    _state["signal"] = _state["signal"] or name
+
+
 def requested() -> str | None:
     """The name of the first stop signal received, or None."""
     return _state["signal"]

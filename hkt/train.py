@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -94,6 +95,9 @@ def train(
         state = _resume(ckpt_path, method, optimizer, scheduler, config_hash, schedule)
         log(f"{label}: resumed at step {state['step']}/{schedule.steps} from {ckpt_path}")
     # by default about 100 lines a stage, never more often than the loss is read (sync_every)
+    # a rehearsal (hkt.rehearse) stops some jobs once after their first step, as SLURM's pre-timeout
+    # warning would, so that they checkpoint, are requeued and resume: HKT_STOP_ONCE lists them
+    stop_once = state["step"] == 0 and label in os.environ.get("HKT_STOP_ONCE", "").split(";")
     every = schedule.log_every or max(1, schedule.sync_every, schedule.steps // 100)
     progress = Progress(label, schedule.steps, state["step"], every, device, log)
 
@@ -127,6 +131,8 @@ def train(
                 training_mode(method, schedule)  # validation's eval mode restores plain train mode
             if rank == 0 and report_now:
                 progress.report(done, optimizer.param_groups[0]["lr"], state, select)
+            if stop_once and done == 1 and done < schedule.steps:
+                signals.request(signals.PLANNED_STOP)
             (stop_requested,) = _agree([signals.requested() is not None], world, device)
             if stop_requested and pending is not None:
                 progress.add_losses(*_read_losses(pending, n_pending, state, world, device, step, loss, parts, rank))

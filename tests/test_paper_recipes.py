@@ -159,3 +159,13 @@ def test_no_paper_stage_waits_on_the_host_every_step_and_flow_and_lits_batches_a
                 assert stage.get("sync_every", 1) > 1, (block, role, stage["name"])
                 if not block.startswith("cifar"):
                     assert stage.get("loader_workers", 0) >= 1, (block, role, stage["name"])
+
+
+@pytest.mark.parametrize("block", FLOW_BLOCKS)
+def test_figure_4_shows_draft_2hkt_and_3hkt_in_every_flow_regime(block):
+    """Found by the rehearsal: the regime blocks have no ablation table, and Figure 4 showed the
+    parent and the child only."""
+    from hkt.tasks.flow.tables import figure4_roles
+
+    roles = figure4_roles(PAPER["tasks"][block]["report"])
+    assert {roles[r] for r in ("draft", "hkt2", "hkt3")} == {"draft/default", "hkt/two_stage", "hkt/default"}

@@ -86,6 +86,10 @@ class Task:
     # None: one part, "all"
     data_parts: Callable | None = None
     downloads: Callable | None = None  # (data_config, part) -> [Download]: what prepare_data reads from the network
+    # (data block, root) -> the data block of a small generated stand-in of the real data, in its
+    # real layout at its real frame or volume sizes (and, where sampling needs them, its real
+    # lengths), under `root`: what `make rehearse` runs the paper's configuration on (hkt.rehearse)
+    stand_in: Callable | None = None
     training: Callable | None = None  # (data_config, batch_size=, seed=, device=) -> TrainingData
     evaluation: Callable | None = None  # (data_config, eval_config, device) -> EvaluationData
     select: tuple[str, str] = ("accuracy", "max")  # validation metric that picks the deployed child

@@ -17,7 +17,7 @@ except ValueError as err:
 
 RUNS = "results/runs"
 SEEDS = config["seeds"]
-MANIFEST = C.load_manifest()
+MANIFEST = C.manifest_for(config)
 
 
 wildcard_constraints:

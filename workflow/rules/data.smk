@@ -16,6 +16,8 @@ rule prepare_data:
         spec=data_job,
     log:
         "logs/data/{dataroot}/{part}.log",
+    benchmark:
+        "benchmarks/prepare_data/dataroot={dataroot},part={part}.tsv"
     threads: lambda w: job(data_job(w)["task"], "data", "threads")
     resources:
         **job_resources("data", task=lambda w: data_job(w)["task"]),

@@ -18,6 +18,8 @@ rule evaluate:
         models=lambda w: final_models(w.task),
     log:
         "logs/{task}/evaluate.log",
+    benchmark:
+        "benchmarks/evaluate/task={task}.tsv"
     threads: lambda w: job(w.task, "evaluate", "threads")
     resources:
         **job_resources("evaluate"),
@@ -41,6 +43,8 @@ rule export:
         current=lambda w: export_model(w)[2],
     log:
         "logs/{task}/export.{name}.{method}.{variant}.seed{seed}.log",
+    benchmark:
+        "benchmarks/export/task={task},name={name},method={method},variant={variant},seed={seed}.tsv"
     threads: lambda w: job(w.task, "evaluate", "threads")
     resources:
         **job_resources("evaluate"),

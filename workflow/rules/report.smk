@@ -16,6 +16,8 @@ rule table:
         spec=lambda w: C.report_spec(config, w.task),
     log:
         "logs/{task}/table.{name}.log",
+    benchmark:
+        "benchmarks/table/task={task},name={name}.tsv"
     threads: 1
     resources:
         **plotting_resources(),
@@ -37,6 +39,8 @@ rule figure:
         models=lambda w: {key: d for key, (d, _) in final_models(w.task).items()},
     log:
         "logs/{task}/figure.{name}.log",
+    benchmark:
+        "benchmarks/figure/task={task},name={name}.tsv"
     threads: lambda w: job(w.task, "figure", "threads")
     resources:
         **job_resources("figure"),
@@ -68,6 +72,8 @@ rule report_html:
         ],
     log:
         "logs/report_html.log",
+    benchmark:
+        "benchmarks/report_html/all.tsv"
     threads: 1
     resources:
         **plotting_resources(),

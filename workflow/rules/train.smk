@@ -17,6 +17,8 @@ rule train_parent:
         meta=f"{PARENT}/meta.json",
     log:
         "logs/{task}/parent.log",
+    benchmark:
+        "benchmarks/train_parent/task={task}.tsv"
     priority: 10  # the longest job on the critical path: start it before the children
     threads: lambda w: job(w.task, "parent", "threads")
     resources:
@@ -36,6 +38,8 @@ use rule train_parent as train_parent_stage with:
         method=f"{PARENT}/stage-{{stage}}/method.pt",
     log:
         "logs/{task}/parent.stage-{stage}.log",
+    benchmark:
+        "benchmarks/train_parent_stage/task={task},stage={stage}.tsv"
 
 
 rule train_run:
@@ -49,6 +53,8 @@ rule train_run:
         meta=f"{RUN}/meta.json",
     log:
         "logs/{task}/{method}/{variant}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train_run/task={task},method={method},variant={variant},seed={seed}.tsv"
     threads: lambda w: job(w.task, "train", "threads")
     resources:
         **job_resources("train"),
@@ -67,3 +73,5 @@ use rule train_run as train_run_stage with:
         method=f"{RUN}/stage-{{stage}}/method.pt",
     log:
         "logs/{task}/{method}/{variant}/seed{seed}.stage-{stage}.log",
+    benchmark:
+        "benchmarks/train_run_stage/task={task},method={method},variant={variant},seed={seed},stage={stage}.tsv"

@@ -77,7 +77,7 @@ def stage_task(data: DataConfig):
 
 def training(data: DataConfig, *, batch_size: int, seed: int, device) -> TrainingData:
     batches = D.Batches(data, batch_size=batch_size, seed=seed)
-    val = D.sintel_pairs(data.root, pass_name="clean", scenes=data.val_scenes, keep=True)
+    val = D.sintel_pairs(data.root, pass_name="clean", scenes=data.val_scenes, keep=True)[: data.val_max_pairs]
     (a, b), _ = batches(0)
     return TrainingData(
         batches=batches,
@@ -185,6 +185,12 @@ def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = T
     return prepare.prepare(data, part=part, allow_network=allow_network)
 
 
+def stand_in(data: dict, root: str) -> dict:
+    from hkt.tasks.flow import prepare
+
+    return prepare.stand_in(data, root)
+
+
 def data_parts(stages: list[DataConfig]) -> list[str]:
     from hkt.tasks.flow import prepare
 
@@ -218,6 +224,7 @@ TASK = Task(
     prepare_data=prepare_data,
     data_parts=data_parts,
     downloads=downloads,
+    stand_in=stand_in,
     training=training,
     evaluation=evaluation,
     select=("epe", "min"),

@@ -29,8 +29,10 @@ MAX_FLOW = 1000.0  # RAFT's datasets mark larger ground-truth flows invalid
 @dataclass(frozen=True)
 class Generated:
     seed: int = 0
-    size: tuple = (128, 160)  # H, W of every generated image (multiples of 8, at least 128)
+    size: tuple = (128, 160)  # H, W of every generated image (at least 64)
     counts: dict = field(default_factory=dict)  # per dataset, how many pairs (see scenes.generate_flow_datasets)
+    sizes: dict = field(default_factory=dict)  # per dataset, its own [[H, W], ...] (in turn), e.g. scenes.REAL_SIZES
+    sintel_scenes: tuple = ()  # names of the Sintel training scenes (default scene_0, scene_1, ...)
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,13 @@ class DataConfig:
     gamma: float = 0.8  # weight decay along the prediction sequence in the loss (RAFT: 0.8; 0.85 on S/K)
     val_scenes: tuple = ()  # Sintel training scenes held out for model selection
     val_updates: int = 12
+    val_max_pairs: int | None = None  # at most this many of the held-out scenes' pairs per validation (None: all)
     cache_pairs: int = 256  # decoded training pairs kept in memory per process
     generated: Generated | None = None
+    # A small stand-in of the real data (hkt.rehearse) may say how many pairs each dataset stands
+    # for (per pass; Sintel without the held-out scenes): sampling weights then use these lengths,
+    # and a drawn pair wraps onto the pairs on disk
+    stand_in_lengths: dict | None = None
 
     def __post_init__(self):
         if self.source not in ("generated", "download"):
@@ -85,6 +92,8 @@ class DataConfig:
             object.__setattr__(self, "generated", dataclass_from(Generated, self.generated, "generated"))
         if self.source == "generated" and self.generated is None:
             raise ValueError("generated: required when source is 'generated'")
+        if self.stand_in_lengths and not set(self.stand_in_lengths) <= set(DATASETS):
+            raise ValueError(f"stand_in_lengths: unknown datasets {sorted(set(self.stand_in_lengths) - set(DATASETS))}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,7 +190,9 @@ class Pairs:
                 names.append(name)
         if not self.sources or not all(len(s) for s in self.sources):
             raise ValueError(f"no training pairs found for {data.dataset} under {data.root}")
-        lengths = {k: len(s) for k, s in enumerate(self.sources)}
+        stand_in = data.stand_in_lengths or {}
+        self.lengths = [stand_in.get(names[k], len(s)) for k, s in enumerate(self.sources)]
+        lengths = dict(enumerate(self.lengths))
         shares = mixture_shares({k: multipliers[names[k]] for k in lengths}, lengths)
         self.weights = [shares[k] for k in lengths]  # the probability of drawing from each source
         # decoded pairs are kept for reuse up to `cache_pairs` (small datasets fit whole; at
@@ -208,7 +219,10 @@ class Pairs:
     def pick(self, g: torch.Generator, n: int) -> list[tuple]:
         probs = torch.tensor(self.weights, dtype=torch.float64)
         sources = torch.multinomial(probs / probs.sum(), n, replacement=True, generator=g)
-        return [self._get(int(s), int(torch.randint(len(self.sources[s]), (1,), generator=g))) for s in sources]
+        return [
+            self._get(int(s), int(torch.randint(self.lengths[s], (1,), generator=g)) % len(self.sources[s]))
+            for s in sources
+        ]
 
 
 def crop_and_flip(a, b, flow, valid, crop: tuple, g: torch.Generator, flip: bool):

@@ -19,6 +19,37 @@ from hkt.tasks import Download
 from hkt.tasks.flow import scenes
 from hkt.tasks.flow.data import DATASETS, DataConfig, open_dataset
 
+# Published pair counts (one pass): FlyingChairs' training split; FlyingThings3D's TRAIN, left
+# camera, both directions (2,239 sequences x 9 pairs x 2); Sintel's training set (23 scenes, 1,064
+# frames); KITTI-2015's training set; HD1K (36 sequences).
+PUBLISHED_PAIRS = {"chairs": 22232, "things": 40302, "sintel": 1041, "kitti": 200, "hd1k": 1047}
+SINTEL_FRAMES = {  # frames per training scene, as MPI-Sintel-complete.zip holds them
+    "alley_1": 50, "alley_2": 50, "ambush_2": 21, "ambush_4": 33, "ambush_5": 50, "ambush_6": 20,
+    "ambush_7": 50, "bamboo_1": 50, "bamboo_2": 50, "bandage_1": 50, "bandage_2": 50, "cave_2": 50,
+    "cave_4": 50, "market_2": 50, "market_5": 50, "market_6": 40, "mountain_1": 50, "shaman_2": 50,
+    "shaman_3": 50, "sleeping_1": 50, "sleeping_2": 50, "temple_2": 50, "temple_3": 50,
+}  # fmt: skip
+
+
+def stand_in(data: dict, root: str) -> dict:
+    """A few pairs of each dataset at its real frame sizes (scenes.REAL_SIZES, KITTI's varying),
+    with Sintel's held-out validation scenes and one training scene under their real names, and
+    the published lengths for sampling (`stand_in_lengths`: Sintel without the held-out scenes)."""
+    held_out = sum(SINTEL_FRAMES[s] - 1 for s in data["val_scenes"])
+    train_scene = next(s for s in SINTEL_FRAMES if s not in data["val_scenes"])
+    return {
+        **data,
+        "source": "generated",
+        "root": root,
+        "generated": {
+            "seed": 0,
+            "counts": {"chairs": 4, "things": 2, "sintel": len(data["val_scenes"]) + 1, "kitti": 4, "hd1k": 2},
+            "sizes": {k: [list(s) for s in v] for k, v in scenes.REAL_SIZES.items()},
+            "sintel_scenes": [*data["val_scenes"], train_scene],
+        },
+        "stand_in_lengths": {**PUBLISHED_PAIRS, "sintel": PUBLISHED_PAIRS["sintel"] - held_out},
+    }
+
 
 def data_parts(stages: list[DataConfig]) -> list[str]:
     """The datasets a block reads: its stages' training sets and the evaluation sets (Sintel,
@@ -44,7 +75,14 @@ def prepare(data: DataConfig, *, part: str = "all", allow_network: bool = True) 
     root = Path(data.root)
     if data.source == "generated":
         g = data.generated
-        scenes.generate_flow_datasets(root, seed=g.seed, size=tuple(g.size), counts=dict(g.counts))
+        scenes.generate_flow_datasets(
+            root,
+            seed=g.seed,
+            size=tuple(g.size),
+            counts=dict(g.counts),
+            sizes={k: [tuple(s) for s in v] for k, v in g.sizes.items()},
+            sintel_scenes=tuple(g.sintel_scenes),
+        )
     names = list(DATASETS) if part == "all" else [part]
     if data.source != "generated":
         for name in names:

@@ -276,8 +276,17 @@ def sparse_mask(rng: np.random.Generator, shape: tuple[int, int], fraction: floa
 # ---------------------------------------------------------------------------------------------
 # Writing the five layouts
 # ---------------------------------------------------------------------------------------------
-DEFAULT_SIZE = (128, 160)  # H, W: multiples of 8; 128 px is the least RAFT's 4-level pyramid takes
+DEFAULT_SIZE = (128, 160)  # H, W; 128 px is the least RAFT's 4-level pyramid takes
 MIN_SIDE = 64  # the smoke models' 3-level pyramid (config/config.yaml generates 64x80)
+# The real frame sizes (H, W), for a stand-in at the paper's shapes (hkt.rehearse): any size
+# goes (models pad to multiples of 8 as RAFT's InputPadder does); KITTI's vary from pair to pair
+REAL_SIZES = {
+    "chairs": [(384, 512)],
+    "things": [(540, 960)],
+    "sintel": [(436, 1024)],
+    "kitti": [(375, 1242), (370, 1224), (376, 1241), (374, 1238)],
+    "hd1k": [(1080, 2560)],
+}
 # chairs: pairs; things: sequences of 3 frames (TEST: a quarter as many); sintel: training scenes
 # of 4 frames (test: a third as many); kitti: training pairs (testing: a quarter); hd1k: sequences
 # of 3 frames (at most 36: torchvision reads sequences 000000-000035 only) plus as many challenge pairs
@@ -288,26 +297,50 @@ MARKER = "GENERATED.json"  # marks a root the generator owns (and may overwrite)
 
 
 def generate_flow_datasets(
-    root: str | Path, *, seed: int, size: tuple[int, int] = DEFAULT_SIZE, counts: dict | None = None
+    root: str | Path,
+    *,
+    seed: int,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    counts: dict | None = None,
+    sizes: dict | None = None,
+    sintel_scenes: tuple = (),
 ) -> dict:
     """Write the five datasets under `root`, each in its real layout; return what was written.
+
+    Every frame is `size`, unless `sizes` gives a dataset its own sizes ([H, W] pairs, used in turn
+    from pair to pair, as KITTI's frames vary); `sintel_scenes` names the Sintel training scenes
+    (by default scene_0, scene_1, ...), e.g. the real scenes that a configuration holds out.
 
     Each dataset is written in a staging folder and moved into place whole, after the marker
     that lets a later call replace it; a root that holds any of these folders without the
     marker holds real data, and is refused rather than overwritten.
     """
     size, counts = _checked_size(size), _checked_counts(counts)
+    sizes = {name: [_checked_size(s) for s in (sizes or {}).get(name, [size])] for name in DATASETS}
+    if sintel_scenes and len(sintel_scenes) != counts["sintel"]:
+        raise ValueError(f"sintel_scenes names {len(sintel_scenes)} scenes for counts.sintel = {counts['sintel']}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     folders = {name: TOP_FOLDERS[name] for name in DATASETS}
     foreign = [f for f in folders.values() if (root / f).exists()]
     if foreign and not (root / MARKER).exists():
         raise FileExistsError(f"{root} holds {', '.join(foreign)} but no {MARKER}: real data? refusing to overwrite it")
-    record = {"seed": seed, "size": list(size), "counts": counts}
+    record = {
+        "seed": seed,
+        "size": list(size),
+        "counts": counts,
+        "sizes": {k: [list(s) for s in v] for k, v in sizes.items()},
+    }
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".generating-"))
     try:
         for name, writer in WRITERS.items():
-            writer(staging, seed, size, counts[name])
+            writer(
+                staging,
+                seed,
+                Sizes(sizes[name]),
+                counts[name],
+                **({"names": sintel_scenes} if name == "sintel" else {}),
+            )
         atomic_write_json(root / MARKER, record)
         for folder in folders.values():
             shutil.rmtree(root / folder, ignore_errors=True)
@@ -319,9 +352,19 @@ def generate_flow_datasets(
 
 def _checked_size(size) -> tuple[int, int]:
     h, w = (int(s) for s in size)
-    if min(h, w) < MIN_SIDE or h % 8 or w % 8:
-        raise ValueError(f"size must be [H, W], multiples of 8 of at least {MIN_SIDE} px, got {list(size)}")
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"size must be [H, W] of at least {MIN_SIDE} px, got {list(size)}")
     return h, w
+
+
+class Sizes:
+    """The frame size of pair or sequence k: the dataset's sizes in turn."""
+
+    def __init__(self, sizes: list):
+        self.sizes = sizes
+
+    def __getitem__(self, k: int) -> tuple[int, int]:
+        return self.sizes[k % len(self.sizes)]
 
 
 def _checked_counts(counts: dict | None) -> dict:
@@ -339,11 +382,11 @@ def _checked_counts(counts: dict | None) -> dict:
     return {name: int(n) for name, n in counts.items()}
 
 
-def _write_chairs(root: Path, seed: int, size, n: int) -> None:
+def _write_chairs(root: Path, seed: int, sizes: Sizes, n: int) -> None:
     """FlyingChairs/data/NNNNN_{img1,img2}.ppm, NNNNN_flow.flo (from 00001) and the split file."""
     data = root / "FlyingChairs" / "data"
     for i in range(n):
-        scene = make_scene(seed, "chairs", i, size)
+        scene = make_scene(seed, "chairs", i, sizes[i])
         formats.write_image(data / f"{i + 1:05d}_img1.ppm", scene.render(0))
         formats.write_image(data / f"{i + 1:05d}_img2.ppm", scene.render(1))
         formats.write_flo(data / f"{i + 1:05d}_flow.flo", scene.flow(0)[0])
@@ -352,14 +395,14 @@ def _write_chairs(root: Path, seed: int, size, n: int) -> None:
     (root / "FlyingChairs" / "FlyingChairs_train_val.txt").write_text("\n".join(splits) + "\n")
 
 
-def _write_things(root: Path, seed: int, size, n: int) -> None:
+def _write_things(root: Path, seed: int, sizes: Sizes, n: int) -> None:
     """FlyingThings3D/frames_{clean,final}pass/{TRAIN,TEST}/{A,B,C}/NNNN/{left,right}/FFFF.png and
     optical_flow/.../{into_future,into_past}/{left,right}/OpticalFlowInto{Future,Past}_FFFF_{L,R}.pfm,
     frames numbered from 0006 as in the real data."""
     top = root / "FlyingThings3D"
     for split, count in (("TRAIN", n), ("TEST", max(1, n // 4))):
         for k in range(count):
-            scene = make_scene(seed, "things", k, size, split=split.lower())
+            scene = make_scene(seed, "things", k, sizes[k], split=split.lower())
             final_rng = _rng(seed, "things", split.lower(), k, stream=1)
             sequence = f"{'ABC'[k % 3]}/{k // 3:04d}"
             for camera in ("left", "right"):
@@ -378,7 +421,7 @@ def _write_things(root: Path, seed: int, size, n: int) -> None:
                         formats.write_pfm(folder / f"{name}_{t + 6:04d}_{camera[0].upper()}.pfm", flow)
 
 
-def _write_sintel(root: Path, seed: int, size, n: int) -> None:
+def _write_sintel(root: Path, seed: int, sizes: Sizes, n: int, names: tuple = ()) -> None:
     """Sintel/training/{clean,final}/scene_K/frame_FFFF.png (from 0001), training/flow/.../frame_FFFF.flo
     (every frame but the last), training/occlusions/.../frame_FFFF.png (255 = not visible in the
     next frame, as Sintel's); Sintel/test/{clean,final}/scene_K (torchvision reads `test`, not the
@@ -386,26 +429,27 @@ def _write_sintel(root: Path, seed: int, size, n: int) -> None:
     top = root / "Sintel"
     for split, folder, indices in (("train", "training", range(n)), ("test", "test", range(n, n + max(1, n // 3)))):
         for k in indices:
-            scene = make_scene(seed, "sintel", k, size, split=split)
+            scene = make_scene(seed, "sintel", k, sizes[k], split=split)
             clean = [scene.render(t) for t in range(FRAMES["sintel"])]
+            folder_name = names[k] if split == "train" and names else f"scene_{k}"
             final = final_pass(clean, _rng(seed, "sintel", split, k, stream=1))
             for pass_name, images in (("clean", clean), ("final", final)):
                 for t, image in enumerate(images):
-                    formats.write_image(top / folder / pass_name / f"scene_{k}" / f"frame_{t + 1:04d}.png", image)
+                    formats.write_image(top / folder / pass_name / folder_name / f"frame_{t + 1:04d}.png", image)
             if split == "train":
                 for t in range(FRAMES["sintel"] - 1):
                     flow, matched = scene.flow(t)
-                    formats.write_flo(top / folder / "flow" / f"scene_{k}" / f"frame_{t + 1:04d}.flo", flow)
+                    formats.write_flo(top / folder / "flow" / folder_name / f"frame_{t + 1:04d}.flo", flow)
                     occluded = (~matched).astype(np.uint8) * 255
-                    formats.write_image(top / folder / "occlusions" / f"scene_{k}" / f"frame_{t + 1:04d}.png", occluded)
+                    formats.write_image(top / folder / "occlusions" / folder_name / f"frame_{t + 1:04d}.png", occluded)
 
 
-def _write_kitti(root: Path, seed: int, size, n: int) -> None:
+def _write_kitti(root: Path, seed: int, sizes: Sizes, n: int) -> None:
     """KittiFlow/{training,testing}/image_2/NNNNNN_{10,11}.png, training/flow_occ/NNNNNN_10.png
     (sparse, occluded pixels included) and training/flow_noc/NNNNNN_10.png (the matched ones)."""
     for split, folder, count in (("train", "training", n), ("test", "testing", max(1, n // 4))):
         for i in range(count):
-            scene = make_scene(seed, "kitti", i, size, split=split)
+            scene = make_scene(seed, "kitti", i, sizes[i], split=split)
             out = root / "KittiFlow" / folder
             formats.write_image(out / "image_2" / f"{i:06d}_10.png", scene.render(0))
             formats.write_image(out / "image_2" / f"{i:06d}_11.png", scene.render(1))
@@ -416,20 +460,20 @@ def _write_kitti(root: Path, seed: int, size, n: int) -> None:
                 formats.write_kitti_flow(out / "flow_noc" / f"{i:06d}_10.png", flow, sparse & matched)
 
 
-def _write_hd1k(root: Path, seed: int, size, n: int) -> None:
+def _write_hd1k(root: Path, seed: int, sizes: Sizes, n: int) -> None:
     """hd1k/hd1k_input/image_2/SSSSSS_FFFF.png with a flow per frame in hd1k_flow_gt/flow_occ
     (the last frame's, to the frame after, is exact too; torchvision pairs only the first F - 1),
     and hd1k_challenge/image_2/SSSSSS_{10,11}.png, the test split torchvision reads."""
     top = root / "hd1k"
     for k in range(n):
-        scene = make_scene(seed, "hd1k", k, size)
+        scene = make_scene(seed, "hd1k", k, sizes[k])
         sparse_rng = _rng(seed, "hd1k", "train", k, stream=2)
         for t in range(FRAMES["hd1k"]):
             formats.write_image(top / "hd1k_input" / "image_2" / f"{k:06d}_{t:04d}.png", scene.render(t))
             flow, _ = scene.flow(t)
             sparse = sparse_mask(sparse_rng, flow.shape[1:])
             formats.write_kitti_flow(top / "hd1k_flow_gt" / "flow_occ" / f"{k:06d}_{t:04d}.png", flow, sparse)
-        challenge = make_scene(seed, "hd1k", k, size, split="test")
+        challenge = make_scene(seed, "hd1k", k, sizes[k], split="test")
         for t in range(2):
             formats.write_image(top / "hd1k_challenge" / "image_2" / f"{k:06d}_{10 + t}.png", challenge.render(t))
 

@@ -189,6 +189,16 @@ def figure3_mu(inp: ReportInput, path) -> None:
     report.save_figure(fig, path, dpi=120)
 
 
+def figure4_roles(report_block: dict) -> dict:
+    """role (draft, hkt2, hkt3, ...) -> run that Figure 4 shows beside the parent and the child: the
+    ablation study's roles where the block has one, else Table 1's rows (the regime blocks have no
+    ablation table; without this they would show the parent and the child alone)."""
+    tables = report_block["tables"]
+    return tables.get("ablation", {}).get("runs") or {
+        row["paper"]: row["run"] for row in tables.get("table1", {}).get("rows", []) if row.get("run") and row["paper"]
+    }
+
+
 def figure4_qualitative(inp: ReportInput, path) -> None:
     """Flows (flow_to_image) and EPE maps of the parent, the child, DRAFT, 2HKT and 3HKT on the same frames."""
     import torch
@@ -199,7 +209,7 @@ def figure4_qualitative(inp: ReportInput, path) -> None:
     from hkt.tasks.flow.data import DataConfig, sintel_pairs
 
     spec = inp.spec
-    options = spec["report"]["tables"].get("ablation", {}).get("runs", {})
+    options = figure4_roles(spec["report"])
     data = dataclass_from(DataConfig, spec["data"], "data")
     pairs = list(sintel_pairs(data.root, pass_name="final", scenes=data.val_scenes, keep=False)[:2])
     seed = spec["seeds"][0]
