@@ -72,7 +72,7 @@ def training(data: DataConfig, *, batch_size: int, seed: int, device) -> Trainin
     x, _ = batches(0)
     return TrainingData(
         batches=batches,
-        validate=lambda child: {"dice_mean": _dice(child, val, data.patch, 0.5, device)["dice_mean"]},
+        validate=lambda child: {"dice_mean": _dice(child, val, data.patch, data.val_overlap, device)["dice_mean"]},
         sample=x[:2],
     )
 
@@ -121,14 +121,15 @@ def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = T
 
 
 def stand_in(data: dict, root: str) -> dict:
-    """Five generated CT scans at a real LiTS size (512x512 in-plane at 0.8 mm, 48 slices of 1 mm:
-    real scans hold 74 to 987), in the LiTS naming, preprocessed as the real ones are."""
+    """Five generated CT scans at a real LiTS in-plane size (512x512 at 0.8 mm; 24 slices of 1 mm
+    where real scans hold 74 to 987, so that a CPU slides H-DenseUNet over a whole scan in about a
+    minute), in the LiTS naming, preprocessed as the real ones are."""
     return {
         **data,
         "source": "generated",
         "root": root,
         "cache": f"{root}-cache",
-        "generated": {"seed": 0, "n_cases": 5, "shape": [512, 512, 48], "spacing": [0.8, 0.8, 1.0]},
+        "generated": {"seed": 0, "n_cases": 5, "shape": [512, 512, 24], "spacing": [0.8, 0.8, 1.0]},
     }
 
 
@@ -155,6 +156,7 @@ TASK = Task(
     inherit_losses={"segmentation": segmentation_loss},
     max_stages=3,
     mixed_leaves=models.mixed_leaves,
+    feature_points=models.feature_points,
     data_config=DataConfig,
     eval_config=EvalConfig,
     prepare_data=prepare_data,
@@ -164,6 +166,7 @@ TASK = Task(
     evaluation=evaluation,
     select=("dice_mean", "max"),
     metrics={"dice_mean": "max", "dice_global": "max", "tumour_dice_mean": "max"},
+    headline=("dice_mean",),
     benchmark=benchmark,
     tables={
         "table3": lambda inp, outs: _tables().table3(inp, outs),

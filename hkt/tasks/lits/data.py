@@ -50,6 +50,7 @@ class DataConfig:
     split_seed: int = 0
     patch: tuple = (8, 64, 64)  # D, H, W voxels of training patches and of the sliding window
     liver_fraction: float = 0.7  # share of patches centred on a liver voxel
+    val_overlap: float = 0.5  # sliding-window overlap of the validation that selects the checkpoint
     generated: Generated | None = None
 
     def __post_init__(self):
@@ -61,6 +62,8 @@ class DataConfig:
             raise ValueError(f"target_spacing must be three positive mm values, got {self.target_spacing}")
         if not 0 <= self.liver_fraction <= 1:
             raise ValueError(f"liver_fraction must lie in [0, 1], got {self.liver_fraction}")
+        if not 0 <= self.val_overlap < 1:
+            raise ValueError(f"val_overlap must lie in [0, 1), got {self.val_overlap}")
         if isinstance(self.generated, dict):
             from hkt.fields import dataclass_from
 
