@@ -1,27 +1,30 @@
-"""Compare new results with the suite's frozen reproductions and with the paper.
+"""Compare new results with the suite's baselines, the frozen reproductions and the paper.
 
-    hkt compare results/lits/metrics.csv [more.csv ...] --frozen results/frozen/smoke --out results/compare/mine
+    hkt compare results/cifar10/metrics.csv                  (your runs against the baselines: one screen)
+    hkt compare results/cifar10/metrics.csv --all            (every run against every frozen run, every metric)
     hkt freeze results/*/metrics.csv --out results/frozen/smoke        (the DAG's `freeze` rule runs this)
 
 A results file is the long format every evaluation writes (one row per task, method, variant,
-dataset, split, metric and seed). For every (task, dataset, split, metric) of the new file and
-every new run, each frozen run of the same task is set against it:
+dataset, split, metric and seed, with the device it ran on). By default the question is "how do
+my runs compare with the suite's baselines?":
 
-- mean ± sample std over seeds of both;
-- the difference of means, signed so that a positive `gain` is better (the task declares which
-  direction is better for each metric: EPE, Fl-all and errors are lower-is-better);
-- a 95% bootstrap interval of the difference (each side resampled with replacement, seeded);
-- Welch's t-test, and a paired t-test on the seeds both have (runs that start from the child of
-  seed k share that child with every other run of seed k);
-- Hedges' g (standardised difference, small-sample corrected);
-- the verdict: "within noise" when the difference is no larger than the pooled seed-to-seed
-  standard deviation, else better or worse; "needs ≥ 2 seeds" when either side has one.
+- your runs: those of the file that the frozen set does not hold (or those named with --runs);
+- the references: the task's controls (the child alone and the fine-tuning control, as the
+  config's comparisons table names them) and the best `--best` other baselines, taken from your
+  own file where it holds them (the DAG reran them beside your runs: same machine, same commit),
+  else from the frozen set;
+- the metrics: the task's headline metrics (`Task.headline`: accuracy, EPE and Fl-all, Dice), on
+  the scored splits; ranked in the metric's own direction, with the paper's number where the
+  config maps a run to a row of the paper's tables;
+- each of your runs against each reference by hkt.stats: the paired t-test on shared seeds, else
+  Welch's, its 95% t-interval, the smallest difference the seeds could detect, and a verdict that
+  says better or worse only when Holm's correction over every test printed leaves p < 0.05.
 
-Against the paper: the run's mean beside the paper's number for the row the config maps it to
-(`tasks.<task>.report.tables.*.rows`), the difference, and whether the paper's number lies in
-the bootstrap interval of the run's mean. Frozen files are refused when their sha256 does not
-match `MANIFEST.json` (they are written by `hkt freeze`, never by hand); a smoke-scale file is
-never compared with paper-scale numbers.
+Smoke-scale results are not bit-reproducible across CPU types: a reference from the frozen set
+made on another kind of device is refused at smoke scale (it differs by more than any method's
+effect) unless --across-devices is given, and then every line says so. Frozen files are refused
+when their sha256 does not match `MANIFEST.json` (they are written by `hkt freeze`, never by
+hand); a smoke-scale file is never compared with paper-scale numbers.
 """
 
 from __future__ import annotations
@@ -29,13 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import warnings
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from hkt import stats
 from hkt.io import atomic_write_json, atomic_write_text, file_digest
 from hkt.report import paper_dataset, read_paper
 from hkt.tasks import get_task
@@ -44,7 +47,6 @@ REQUIRED = ("task", "method", "variant", "dataset", "split", "metric", "seed", "
 KEY = ("task", "method", "variant", "dataset", "split", "metric", "seed")
 COMMON_METRICS = {"params_m": "min", "inference_ms": "min", "extra_params_m": "min"}  # written for every task
 MANIFEST = "MANIFEST.json"
-NEEDS_SEEDS = "needs ≥ 2 seeds"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,86 +117,168 @@ def read_results(path: str | Path) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------
-# Statistics
+# Which runs, against which references, on which metrics
 # ---------------------------------------------------------------------------------------------
-def bootstrap_interval(a, b=None, *, n_boot: int = 10_000, seed: int = 0, level: float = 0.95):
-    """Percentile bootstrap interval of mean(a) - mean(b) (or of mean(a) when b is None): each
-    sample resampled with replacement `n_boot` times from one seeded generator, a first, then b."""
-    rng = np.random.default_rng(seed)
-    a = np.asarray(a, float)
-    stat = a[rng.integers(0, len(a), (n_boot, len(a)))].mean(axis=1)
-    if b is not None:
-        b = np.asarray(b, float)
-        stat = stat - b[rng.integers(0, len(b), (n_boot, len(b)))].mean(axis=1)
-    tail = (1 - level) / 2
-    low, high = np.quantile(stat, [tail, 1 - tail])
-    return float(low), float(high)
+PARENT_RUN = "parent/default"
+DEFAULT_CONTROLS = ("alone/default", "alone/finetune")
 
 
-def hedges_g(a, b) -> float:
-    """(mean(a) - mean(b)) / pooled sample std, times the small-sample correction 1 - 3/(4(na+nb)-9)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    na, nb = len(a), len(b)
-    pooled = math.sqrt(((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2))
-    if pooled == 0:
-        return math.nan
-    return (a.mean() - b.mean()) / pooled * (1 - 3 / (4 * (na + nb) - 9))
+def device_kind(device) -> str:
+    """The kind of device a result came from (processor or GPU model), without its thread count."""
+    return re.sub(r" x\d+ threads?$", "", str(device))
 
 
-def pooled_std(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
+def _kinds(frame: pd.DataFrame) -> set[str]:
+    return {device_kind(d) for d in frame["device"].dropna()} if "device" in frame else set()
 
 
-def compare_runs(new: pd.Series, old: pd.Series, *, better: str, n_boot: int = 10_000, seed: int = 0) -> dict:
-    """Statistics of one new run against one frozen run; both are Series of values indexed by seed."""
-    sign = 1 if better == "max" else -1
-    a, b = new.to_numpy(float), old.to_numpy(float)
-    out = {
-        "n": len(a),
-        "mean": a.mean(),
-        "std": a.std(ddof=1) if len(a) > 1 else math.nan,
-        "frozen_n": len(b),
-        "frozen_mean": b.mean(),
-        "frozen_std": b.std(ddof=1) if len(b) > 1 else math.nan,
-        "diff": a.mean() - b.mean(),
-        "gain": sign * (a.mean() - b.mean()),
-    }
-    stats_out = dict.fromkeys(
-        ("ci_low", "ci_high", "welch_t", "welch_p", "hedges_g", "noise", "paired_t", "paired_p"), math.nan
-    )
-    shared = new.index.intersection(old.index)
-    stats_out["paired_n"] = len(shared)
-    if min(len(a), len(b)) >= 2:
-        stats_out["ci_low"], stats_out["ci_high"] = bootstrap_interval(a, b, n_boot=n_boot, seed=seed)
-        if a.var() + b.var() > 0:  # two constant samples leave t undefined: no test rather than a warning
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # scipy's precision note on near-equal data
-                welch = stats.ttest_ind(a, b, equal_var=False)
-            stats_out.update(welch_t=float(welch.statistic), welch_p=float(welch.pvalue), hedges_g=hedges_g(a, b))
-        stats_out["noise"] = pooled_std(a, b)
-        if abs(out["diff"]) <= stats_out["noise"]:
-            verdict = "within noise"
-        else:
-            verdict = "better" if out["gain"] > 0 else "worse"
-    else:
-        verdict = NEEDS_SEEDS
-    if len(shared) >= 2:
-        diffs = new[shared].to_numpy(float) - old[shared].to_numpy(float)
-        if np.ptp(diffs) > 1e-12 * max(1.0, np.abs(diffs).max()):  # identical differences: t undefined
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                paired = stats.ttest_rel(new[shared].to_numpy(float), old[shared].to_numpy(float))
-            stats_out.update(paired_t=float(paired.statistic), paired_p=float(paired.pvalue))
-    return {**out, **stats_out, "verdict": verdict}
-
-
-# ---------------------------------------------------------------------------------------------
-# Comparison tables
-# ---------------------------------------------------------------------------------------------
 def _runs(frame: pd.DataFrame) -> dict[str, pd.Series]:
     run = frame["method"] + "/" + frame["variant"]
     return {name: g.set_index("seed")["value"].sort_index() for name, g in frame.groupby(run, sort=False)}
+
+
+def new_runs(new: pd.DataFrame, frozen: pd.DataFrame, runs: list[str] | None = None) -> dict[str, list[str]]:
+    """{task: runs}: the runs named (in every task that has them), else those the frozen set lacks."""
+    out = {}
+    for task, group in new.groupby("task", sort=False):
+        present = list(dict.fromkeys(group["method"] + "/" + group["variant"]))
+        held = set(frozen.loc[frozen.task == task, "method"] + "/" + frozen.loc[frozen.task == task, "variant"])
+        chosen = [r for r in present if r in runs] if runs else [r for r in present if r not in held]
+        if chosen:
+            out[task] = chosen
+    return out
+
+
+def controls_from_config(cfg: dict) -> dict[str, list[str]]:
+    """{task: control runs}: what each block's comparisons table names as controls."""
+    out = {}
+    for task, block in cfg["tasks"].items():
+        table = block["report"]["tables"].get("comparisons")
+        if table:
+            out[task] = list(table["controls"])
+    return out
+
+
+def _paper_value(paper, paper_rows, task, run, dataset, split, metric):
+    mapped = (paper_rows or {}).get((task, run))
+    if paper is None or mapped is None:
+        return None
+    table, method, training = mapped
+    cell = paper[
+        (paper.table == table)
+        & (paper.method == method)
+        & (paper.training == training)
+        & (paper.dataset == paper_dataset(dataset))
+        & (paper.split == split)
+        & (paper.metric == metric)
+    ]
+    return (float(cell["value"].iloc[0]), cell["row"].iloc[0], table) if len(cell) == 1 else None
+
+
+def _check_devices(mine: pd.DataFrame, reference: pd.DataFrame, what: str, across_devices: bool) -> str:
+    """'' when both were made on one kind of device; else a note (or, at smoke scale, a refusal)."""
+    ours, theirs = _kinds(mine), _kinds(reference)
+    if not ours or not theirs or ours == theirs:
+        return ""
+    note = f"{what} ran on {', '.join(sorted(theirs))}; yours on {', '.join(sorted(ours))}"
+    if set(mine["scale"]) == {"smoke"} and not across_devices:
+        raise ValueError(
+            f"{note}. Smoke-scale training is not bit-reproducible across CPU types, and between two "
+            "machines it differs by more than any method's effect: compare with the baselines rerun on your "
+            "machine (the DAG reruns them beside your runs: `snakemake --cores all`, then "
+            "`hkt compare results/<task>/metrics.csv`), or pass --across-devices to compare anyway"
+        )
+    return note
+
+
+def focused(
+    new: pd.DataFrame,
+    frozen: pd.DataFrame,
+    *,
+    runs: list[str] | None = None,
+    controls: dict[str, list[str]] | None = None,
+    best: int = 2,
+    across_devices: bool = False,
+    paper: pd.DataFrame | None = None,
+    paper_rows: dict | None = None,
+    level: float = stats.LEVEL,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """(your runs against the references, the ranking, notes) on each task's headline metrics."""
+    _check_scales(new, frozen)
+    chosen = new_runs(new, frozen, runs)
+    pairs, ranking, notes = [], [], []
+    for task, mine in chosen.items():
+        t = _task(task)
+        headline = t.headline or (t.select[0],)
+        task_controls = list((controls or {}).get(task, DEFAULT_CONTROLS))
+        own_runs = set(new.loc[new.task == task, "method"] + "/" + new.loc[new.task == task, "variant"])
+        # one source of references: your file where it holds the controls (same machine), else frozen
+        from_own = any(c in own_runs and c not in mine for c in task_controls)
+        source = new if from_own else frozen
+        label = "this file" if from_own else "frozen"
+        scored = new[(new.task == task) & new.metric.isin(headline) & (new.split != "val")]
+        for (dataset, split, metric), group in scored.groupby(["dataset", "split", "metric"], sort=False):
+            better = directions(task)[metric]
+            ref_rows = source[
+                (source.task == task)
+                & (source.dataset == dataset)
+                & (source.split == split)
+                & (source.metric == metric)
+            ]
+            references = _runs(ref_rows)
+            for run in mine:
+                references.pop(run, None)
+            references.pop(PARENT_RUN, None)
+            ordered = sorted(references, key=lambda r: references[r].mean(), reverse=better == "max")
+            picked = [c for c in task_controls if c in references]
+            picked += [r for r in ordered if r not in picked][:best]
+            if not from_own and picked:
+                note = _check_devices(group, ref_rows, f"the frozen {task} results", across_devices)
+                if note and note not in notes:
+                    notes.append(note)
+            values = _runs(group)
+            where = {"task": task, "dataset": dataset, "split": split, "metric": metric, "better": better}
+            for run in [r for r in mine if r in values] + picked:
+                sample = values[run] if run in values and run in mine else references[run]
+                cell = _paper_value(paper, paper_rows, task, run, dataset, split, metric)
+                ranking.append(
+                    {
+                        **where,
+                        "run": run,
+                        "role": "yours" if run in mine else ("control" if run in task_controls else "baseline"),
+                        "source": "this file" if run in mine else label,
+                        "n": len(sample),
+                        "mean": sample.mean(),
+                        "std": sample.std(ddof=1) if len(sample) > 1 else math.nan,
+                        "paper": cell[0] if cell else math.nan,
+                    }
+                )
+            for run in [r for r in mine if r in values]:
+                for ref in picked:
+                    pairs.append(
+                        {**where, "run": run, "reference": ref, "source": label,
+                         **stats.difference(values[run], references[ref], better=better, level=level)}
+                    )  # fmt: skip
+    ranked = pd.DataFrame(ranking)
+    if len(ranked):
+        ranked["rank"] = ranked.groupby(["task", "dataset", "split", "metric"], sort=False)["mean"].rank(
+            ascending=False, method="min"
+        )
+        lower = ranked.better == "min"
+        ranked.loc[lower, "rank"] = (
+            ranked[lower].groupby(["task", "dataset", "split", "metric"])["mean"].rank(method="min")
+        )
+        ranked = ranked.sort_values(["task", "dataset", "split", "metric", "rank"], kind="stable").reset_index(
+            drop=True
+        )
+    return stats.verdicts(pd.DataFrame(pairs), level), ranked, notes
+
+
+def _check_scales(new: pd.DataFrame, frozen: pd.DataFrame) -> None:
+    if set(new["scale"]) and set(frozen["scale"]) and set(new["scale"]) != set(frozen["scale"]):
+        raise ValueError(
+            f"cannot compare scale {sorted(set(new['scale']))} with frozen scale {sorted(set(frozen['scale']))}"
+        )
 
 
 def compare(
@@ -203,19 +287,21 @@ def compare(
     *,
     paper: pd.DataFrame | None = None,
     paper_rows: dict | None = None,
-    n_boot: int = 10_000,
-    seed: int = 0,
+    across_devices: bool = False,
+    level: float = stats.LEVEL,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(against the frozen runs, against the paper) for every scored (task, dataset, split,
-    metric) of `new`; validation rows (model selection) are not compared.
+    """--all: (every run of `new` against every frozen run, against the paper) for every scored
+    (task, dataset, split, metric); validation rows (model selection) are not compared. Holm's
+    correction runs over all of them.
 
     paper_rows: {(task, run): (paper table, paper method id, training)} from the config."""
-    if set(new["scale"]) and set(frozen["scale"]) and set(new["scale"]) != set(frozen["scale"]):
-        raise ValueError(
-            f"cannot compare scale {sorted(set(new['scale']))} with frozen scale {sorted(set(frozen['scale']))}"
-        )
+    _check_scales(new, frozen)
     lines, paper_lines = [], []
     scored = new[new["split"] != "val"]
+    for task in dict.fromkeys(scored["task"]):
+        _check_devices(
+            scored[scored.task == task], frozen[frozen.task == task], f"the frozen {task} results", across_devices
+        )
     for (task, dataset, split, metric), group in scored.groupby(["task", "dataset", "split", "metric"], sort=False):
         better = directions(task)[metric]
         old = frozen[
@@ -226,48 +312,31 @@ def compare(
             where = {"task": task, "dataset": dataset, "split": split, "metric": metric, "better": better, "run": run}
             for frozen_run, old_values in reference.items():
                 lines.append(
+                    {**where, "reference": frozen_run, "source": "frozen",
+                     **stats.difference(values, old_values, better=better, level=level)}
+                )  # fmt: skip
+            cell = _paper_value(paper, paper_rows, task, run, dataset, split, metric)
+            if cell is not None:
+                value, row, table = cell
+                low, high = stats.mean_interval(values.to_numpy(float))
+                paper_lines.append(
                     {
                         **where,
-                        "frozen_run": frozen_run,
-                        **compare_runs(values, old_values, better=better, n_boot=n_boot, seed=seed),
+                        "paper_table": table,
+                        "paper_row": row,
+                        "paper": value,
+                        "n": len(values),
+                        "mean": values.mean(),
+                        "diff": values.mean() - value,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "paper_in_interval": (low <= value <= high) if len(values) >= 2 else None,
                     }
                 )
-            mapped = (paper_rows or {}).get((task, run))
-            if paper is not None and mapped is not None:
-                table, method, training = mapped
-                cell = paper[
-                    (paper.table == table)
-                    & (paper.method == method)
-                    & (paper.training == training)
-                    & (paper.dataset == paper_dataset(dataset))
-                    & (paper.split == split)
-                    & (paper.metric == metric)
-                ]
-                if len(cell) == 1:
-                    value = float(cell["value"].iloc[0])
-                    low, high = (
-                        bootstrap_interval(values.to_numpy(float), n_boot=n_boot, seed=seed)
-                        if len(values) >= 2
-                        else (math.nan, math.nan)
-                    )
-                    paper_lines.append(
-                        {
-                            **where,
-                            "paper_table": table,
-                            "paper_row": cell["row"].iloc[0],
-                            "paper": value,
-                            "n": len(values),
-                            "mean": values.mean(),
-                            "diff": values.mean() - value,
-                            "ci_low": low,
-                            "ci_high": high,
-                            "paper_in_interval": (low <= value <= high) if len(values) >= 2 else None,
-                        }
-                    )
-    against = pd.DataFrame(lines)
+    against = stats.verdicts(pd.DataFrame(lines), level)
     if len(against):  # best first within each comparison, whatever the metric's direction
         against = against.sort_values(
-            ["task", "dataset", "split", "metric", "frozen_run", "gain"], ascending=[True] * 5 + [False], kind="stable"
+            ["task", "dataset", "split", "metric", "reference", "gain"], ascending=[True] * 5 + [False], kind="stable"
         )
     return against.reset_index(drop=True), pd.DataFrame(paper_lines)
 
@@ -280,7 +349,7 @@ def paper_rows_from_config(cfg: dict) -> dict:
             for row in table.get("rows", []):
                 if row["run"] is None or row["paper"] is None:  # a printed row alone, or a suite run alone
                     continue
-                run = "parent/default" if row["run"] == "parent" else row["run"]  # as results name it
+                run = PARENT_RUN if row["run"] == "parent" else row["run"]  # as results name it
                 rows.setdefault((task, run), (table["paper"], row["paper"], row.get("training", "-")))
     return rows
 
@@ -297,60 +366,90 @@ def _mean_std(mean, std, n) -> str:
 
 
 def _interval(low, high) -> str:
-    return NEEDS_SEEDS if math.isnan(low) else f"[{low:+.2f}, {high:+.2f}]"
+    return "–" if math.isnan(low) else f"[{low:+.2f}, {high:+.2f}]"
+
+
+def _verdict_lines(pairs: pd.DataFrame) -> list[str]:
+    lines = []
+    for r in pairs.itertuples():
+        test = f"{r.test} p {_num(r.p, 3)}, Holm {_num(r.p_holm, 3)}" if r.test != "none" else "no test"
+        lines.append(
+            f"  {r.run} vs {r.reference} ({r.source}): Δ {r.diff:+.2f} {_interval(r.ci_low, r.ci_high)}, {test}, "
+            f"detectable {_num(r.detectable)} -> {r.verdict}"
+        )
+    return lines
+
+
+def screen(pairs: pd.DataFrame, ranking: pd.DataFrame, notes: list[str], scale: str) -> str:
+    """The one-screen answer of the default `hkt compare`."""
+    if not len(ranking):
+        return "nothing to compare: name your runs with --runs, or compare everything with --all"
+    out = []
+    if scale == "smoke":
+        out.append("SMOKE SCALE: the embedded default, not a reproduction of the paper.")
+    out += [f"note: {n}" for n in notes]
+    for (task, dataset, split, metric, better), g in ranking.groupby(
+        ["task", "dataset", "split", "metric", "better"], sort=False
+    ):
+        word = "higher" if better == "max" else "lower"
+        out.append(f"\n{task}: {metric} on {dataset} ({split}; {word} is better)")
+        for r in g.itertuples():
+            paper = f"   paper {r.paper:g}" if not math.isnan(r.paper) else ""
+            out.append(
+                f"  {int(r.rank):>2}. {r.run:<32} {_mean_std(r.mean, r.std, r.n):<24} {r.role} ({r.source}){paper}"
+            )
+        here = pairs[
+            (pairs.task == task) & (pairs.dataset == dataset) & (pairs.split == split) & (pairs.metric == metric)
+        ]
+        out += _verdict_lines(here)
+    out.append("\n" + stats.describe().format(n=int(pairs["p"].notna().sum()) if len(pairs) else 0))
+    return "\n".join(out) + "\n"
 
 
 def to_markdown(against: pd.DataFrame, vs_paper: pd.DataFrame, scale: str) -> str:
+    """--all: every comparison, grouped by task, dataset, split and metric."""
     out = [f"# New results against the frozen reproduction ({scale} scale)", ""]
     if scale == "smoke":
         out += ["**SMOKE SCALE: the embedded default, not a reproduction of the paper.**", ""]
-    header = (
-        "| Run | Frozen run | Mean ± std (n) | Frozen mean ± std (n) | Δ | 95% CI of Δ | Welch p | Paired p (n) "
-        "| Hedges g | Verdict |"
-    )
+    header = "| Run | Frozen run | Mean ± std (n) | Frozen mean ± std (n) | Δ | 95% CI of Δ | test | p | p (Holm) | detectable | Verdict |"
     for (task, dataset, split, metric, better), g in against.groupby(
         ["task", "dataset", "split", "metric", "better"], sort=False
     ):
         word = "higher" if better == "max" else "lower"
-        out += [f"## {task}: {metric} on {dataset} ({split}; {word} is better)", "", header, "|---" * 10 + "|"]
+        out += [f"## {task}: {metric} on {dataset} ({split}; {word} is better)", "", header, "|---" * 11 + "|"]
         for r in g.itertuples():
-            paired = f"{_num(r.paired_p, 3)} ({r.paired_n})" if r.paired_n else "–"
             out.append(
-                f"| {r.run} | {r.frozen_run} | {_mean_std(r.mean, r.std, r.n)} | "
-                f"{_mean_std(r.frozen_mean, r.frozen_std, r.frozen_n)} | {r.diff:+.2f} | {_interval(r.ci_low, r.ci_high)} "
-                f"| {_num(r.welch_p, 3)} | {paired} | {_num(r.hedges_g)} | {r.verdict} |"
+                f"| {r.run} | {r.reference} | {_mean_std(r.mean, r.std, r.n)} | "
+                f"{_mean_std(r.ref_mean, r.ref_std, r.ref_n)} | {r.diff:+.2f} | {_interval(r.ci_low, r.ci_high)} "
+                f"| {r.test} | {_num(r.p, 3)} | {_num(r.p_holm, 3)} | {_num(r.detectable)} | {r.verdict} |"
             )
         out.append("")
     if len(vs_paper):
         out += [
             "## Against the paper",
             "",
-            "| Task | Metric | Dataset | Run | Paper row | Paper | Mean (n) | Δ | 95% CI of the mean | Paper inside |",
+            "| Task | Metric | Dataset | Run | Paper row | Paper | Mean (n) | Δ | 95% t-interval of the mean | Paper inside |",
             "|---" * 10 + "|",
         ]
         for r in vs_paper.itertuples():
             inside = "–" if r.paper_in_interval is None else ("yes" if r.paper_in_interval else "no")
-            ci = NEEDS_SEEDS if math.isnan(r.ci_low) else f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"
+            ci = "–" if math.isnan(r.ci_low) else f"[{r.ci_low:.2f}, {r.ci_high:.2f}]"
             out.append(
                 f"| {r.task} | {r.metric} | {r.dataset} | {r.run} | {r.paper_row} ({r.paper_table}) | {r.paper:g} "
                 f"| {r.mean:.2f} (n={r.n}) | {r.diff:+.2f} | {ci} | {inside} |"
             )
         out.append("")
     out.append(
-        "Δ = new − frozen (or − paper); verdict 'within noise' when |Δ| is at most the pooled seed-to-seed "
-        "standard deviation; bootstrap: 10,000 resamples, seed 0."
+        "Δ = new − frozen (or − paper). "
+        + stats.describe().format(n=int(against["p"].notna().sum()) if len(against) else 0)
     )
     return "\n".join(out) + "\n"
 
 
-def terminal(against: pd.DataFrame) -> str:
-    if not len(against):
-        return "nothing to compare"
-    view = against.assign(
-        ci=[_interval(lo, hi) for lo, hi in zip(against.ci_low, against.ci_high, strict=True)],
-        p=[_num(p, 3) for p in against.welch_p],
-    )[["task", "metric", "dataset", "run", "frozen_run", "mean", "frozen_mean", "diff", "ci", "p", "verdict"]]
-    return view.to_string(index=False, float_format=lambda x: f"{x:.2f}")
+def screen_markdown(pairs: pd.DataFrame, ranking: pd.DataFrame, notes: list[str], scale: str) -> str:
+    return (
+        f"# Your runs against the suite's baselines ({scale} scale)\n\n```\n{screen(pairs, ranking, notes, scale)}```\n"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,18 +511,23 @@ def main(argv=None) -> None:
 
     parser = argparse.ArgumentParser(prog="hkt", description="HKT suite: compare results and freeze reproductions")
     sub = parser.add_subparsers(dest="command", required=True)
-    cmp_ = sub.add_parser("compare", help="new results against the frozen reproduction and the paper")
+    cmp_ = sub.add_parser("compare", help="your runs against the suite's baselines (--all: everything)")
     cmp_.add_argument("results", nargs="+", help="results CSVs (long format, as the DAG writes them)")
     cmp_.add_argument("--frozen", default="results/frozen/smoke", help="folder of frozen results with MANIFEST.json")
-    cmp_.add_argument("--config", default="config/config.yaml", help="maps runs to the paper's rows")
+    cmp_.add_argument("--runs", nargs="+", help="your runs (method/variant); default: those the frozen set lacks")
+    cmp_.add_argument("--best", type=int, default=2, help="baselines beside the controls: the best N (default 2)")
+    cmp_.add_argument("--all", action="store_true", help="every run against every frozen run, on every metric")
+    cmp_.add_argument(
+        "--across-devices", action="store_true", help="compare smoke results with frozen ones of another device"
+    )
+    cmp_.add_argument("--config", default="config/config.yaml", help="controls and the runs' rows in the paper")
     cmp_.add_argument(
         "--paper",
         nargs="+",
         default=list(C.PAPER_FILES),
         help="printed numbers: the paper's transcription and the literature's",
     )
-    cmp_.add_argument("--out", help="write <out>.csv, <out>_paper.csv and <out>.md")
-    cmp_.add_argument("--bootstrap", type=int, default=10_000)
+    cmp_.add_argument("--out", help="write <out>.csv, <out>_paper.csv (--all) or <out>_ranking.csv, and <out>.md")
     frz = sub.add_parser("freeze", help="freeze results CSVs with a checksum manifest")
     frz.add_argument("results", nargs="+")
     frz.add_argument("--out", required=True, help="folder, e.g. results/frozen/smoke")
@@ -434,15 +538,43 @@ def main(argv=None) -> None:
         print(f"froze {', '.join(manifest['files'])} into {args.out}")
         return
     new = pd.concat([read_results(p) for p in args.results], ignore_index=True)
-    rows = paper_rows_from_config(C.load(args.config)) if Path(args.config).exists() else {}
+    cfg = C.load(args.config) if Path(args.config).exists() else None
+    rows = paper_rows_from_config(cfg) if cfg else {}
     present = [p for p in args.paper if Path(p).exists()]
     paper = read_paper(present) if present else None
-    against, vs_paper = compare(new, load_frozen(args.frozen), paper=paper, paper_rows=rows, n_boot=args.bootstrap)
-    print(terminal(against))
+    frozen = load_frozen(args.frozen)
+    scale = new["scale"].iloc[0]
+    try:
+        if args.all:
+            against, vs_paper = compare(new, frozen, paper=paper, paper_rows=rows, across_devices=args.across_devices)
+            text, md = terminal(against), to_markdown(against, vs_paper, scale)
+            extra = ("_paper", vs_paper)
+        else:
+            controls = controls_from_config(cfg) if cfg else None
+            against, ranking, notes = focused(
+                new, frozen, runs=args.runs, controls=controls, best=args.best,
+                across_devices=args.across_devices, paper=paper, paper_rows=rows,
+            )  # fmt: skip
+            text, md = screen(against, ranking, notes, scale), screen_markdown(against, ranking, notes, scale)
+            extra = ("_ranking", ranking)
+    except ValueError as err:
+        raise SystemExit(f"hkt compare: {err}") from None
+    print(text, end="" if text.endswith("\n") else "\n")
     if args.out:
         atomic_write_text(f"{args.out}.csv", against.to_csv(index=False))
-        atomic_write_text(f"{args.out}_paper.csv", vs_paper.to_csv(index=False))
-        atomic_write_text(f"{args.out}.md", to_markdown(against, vs_paper, new["scale"].iloc[0]))
+        atomic_write_text(f"{args.out}{extra[0]}.csv", extra[1].to_csv(index=False))
+        atomic_write_text(f"{args.out}.md", md)
+
+
+def terminal(against: pd.DataFrame) -> str:
+    """--all on the terminal: one line per comparison."""
+    if not len(against):
+        return "nothing to compare"
+    view = against.assign(
+        ci=[_interval(lo, hi) for lo, hi in zip(against.ci_low, against.ci_high, strict=True)],
+        p_=[_num(p, 3) for p in against.p_holm],
+    )[["task", "metric", "dataset", "run", "reference", "mean", "ref_mean", "diff", "ci", "test", "p_", "verdict"]]
+    return view.rename(columns={"p_": "p_holm"}).to_string(index=False, float_format=lambda x: f"{x:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
+from hkt import stats
 from hkt.io import atomic_path, atomic_write_text
 
 SCALE_NOTE = {
@@ -156,10 +155,16 @@ def _truthy(value) -> bool:
 
 
 def compare(
-    results: pd.DataFrame, *, metric: str, split: str, controls: list[str], dataset: str | None = None
+    results: pd.DataFrame,
+    *,
+    metric: str,
+    split: str,
+    controls: list[str],
+    dataset: str | None = None,
+    better: str = "max",
 ) -> pd.DataFrame:
-    """Every run against each control run, over seeds: mean difference, Welch's t-test, and a
-    paired t-test on the seeds both share.
+    """Every run against each control run over seeds (hkt.stats: the seed-paired t-test where the
+    runs share seeds, else Welch's; Holm's correction over the whole table; verdicts).
 
     Runs that start from the trained child start from the child *of the same seed*, so the
     seed-matched differences remove the child-to-child spread that dominates Welch's test.
@@ -168,40 +173,17 @@ def compare(
     if dataset is not None:  # the paper's name: a generated stand-in counts as its dataset
         sub = sub[sub["dataset"].map(paper_dataset) == dataset]
     sub["run"] = sub["method"] + "/" + sub["variant"]
+    runs = {run: g.set_index("seed")["value"].sort_index() for run, g in sub.groupby("run", sort=False)}
     lines = []
     for control in controls:
-        base = sub[sub.run == control].set_index("seed")["value"]
-        for run, group in sub.groupby("run", sort=False):
-            if run == control or run == "parent/default":
+        for run, values in runs.items():
+            if run == control or run == "parent/default" or control not in runs:
                 continue
-            vals = group.set_index("seed")["value"]
-            welch = stats.ttest_ind(vals, base, equal_var=False) if min(len(vals), len(base)) >= 2 else None
-            seeds = vals.index.intersection(base.index)
-            diffs = (vals[seeds] - base[seeds]).to_numpy()
-            # Identical differences (common with accuracies quantised to 1/N) leave t undefined:
-            # report no test rather than scipy's p = 0.
-            spread = len(diffs) >= 2 and np.ptp(diffs) > 1e-9 * max(1.0, np.abs(diffs).max())
-            paired = stats.ttest_rel(vals[seeds], base[seeds]) if spread else None
             lines.append(
-                {
-                    "run": run,
-                    "control": control,
-                    "metric": metric,
-                    "split": split,
-                    "mean": vals.mean(),
-                    "control_mean": base.mean(),
-                    "diff": vals.mean() - base.mean(),
-                    "n": len(vals),
-                    "n_control": len(base),
-                    "welch_t": float(welch.statistic) if welch else math.nan,
-                    "p_value": float(welch.pvalue) if welch else math.nan,
-                    "n_paired": len(seeds),
-                    "paired_diff": float(diffs.mean()) if len(diffs) else math.nan,
-                    "paired_t": float(paired.statistic) if paired else math.nan,
-                    "paired_p": float(paired.pvalue) if paired else math.nan,
-                }
-            )
-    return pd.DataFrame(lines)
+                {"run": run, "control": control, "metric": metric, "split": split,
+                 **stats.difference(values, runs[control], better=better)}
+            )  # fmt: skip
+    return stats.verdicts(pd.DataFrame(lines))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,8 +280,16 @@ def to_latex(caption: str, scale: str, cols: list[str], body: list[list[str]]) -
 # ---------------------------------------------------------------------------------------------
 # The comparisons table every task can list (tasks.<task>.report.tables.comparisons)
 # ---------------------------------------------------------------------------------------------
+def metric_direction(spec: dict, metric: str) -> str:
+    """ "max" or "min": whether higher is better for `metric` of the spec's task (Task.metrics)."""
+    from hkt.tasks import get_task
+
+    task = get_task(spec["task"], spec.get("task_module"))
+    return {task.select[0]: task.select[1], **task.metrics}.get(metric, "max")
+
+
 def comparisons_table(inp, outs: dict) -> pd.DataFrame:
-    """Every run against each control named in the config: Welch's and seed-paired t-tests."""
+    """Every run against each control named in the config, with hkt.stats' tests and verdicts."""
     options = inp.spec["report"]["tables"]["comparisons"]
     controls = [r for r in options["controls"] if r in inp.spec["runs"]]
     table = compare(
@@ -308,6 +298,7 @@ def comparisons_table(inp, outs: dict) -> pd.DataFrame:
         split=options.get("split", "test"),
         controls=controls,
         dataset=options.get("dataset"),
+        better=metric_direction(inp.spec, options["metric"]),
     )
     with atomic_path(outs["csv"]) as tmp:
         table.to_csv(tmp, index=False)
@@ -320,34 +311,31 @@ def comparisons_table(inp, outs: dict) -> pd.DataFrame:
         "Control mean",
         "Δ",
         "n",
-        "Welch t",
+        "test",
+        "95% CI of Δ",
         "p",
-        "paired Δ (seeds)",
-        "paired t",
-        "paired p",
+        "p (Holm)",
+        "detectable",
+        "verdict",
     ]
     body = [
         [
             r.run,
             r.control,
             fmt(r.mean, 2),
-            fmt(r.control_mean, 2),
+            fmt(r.ref_mean, 2),
             f"{r.diff:+.2f}",
-            f"{r.n}/{r.n_control}",
-            fmt(r.welch_t, 2),
-            fmt(r.p_value, 3),
-            f"{fmt(r.paired_diff, 2)} ({r.n_paired})",
-            fmt(r.paired_t, 2),
-            fmt(r.paired_p, 3),
+            f"{r.n}/{r.ref_n}" + (f" ({r.paired_n} paired)" if r.test == "paired" else ""),
+            r.test,
+            "–" if math.isnan(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]",
+            fmt(r.p, 3),
+            fmt(r.p_holm, 3),
+            fmt(r.detectable, 2),
+            r.verdict,
         ]
         for r in table.itertuples()
     ]
-    notes = [
-        "Paired: the t-test on seed-matched differences (a run fine-tuned from the child of seed k against "
-        "the control of seed k); – where it is undefined (fewer than two shared seeds, or identical "
-        "differences). With few seeds both tests have little power and many comparisons are made: "
-        "p-values are descriptive."
-    ]
+    notes = [stats.describe().format(n=int(table["p"].notna().sum()) if len(table) else 0)]
     scale = inp.spec["scale"]
     if "md" in outs:
         atomic_write_text(outs["md"], to_markdown(title, scale, cols, body, notes))

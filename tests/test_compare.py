@@ -1,18 +1,17 @@
-"""`hkt compare` and `hkt freeze`: statistics against scipy and a seeded reference, the paper
-check, directions of better, frozen checksums, and bad input named by file and line."""
+"""`hkt compare` and `hkt freeze`: your runs against the baselines on one screen, devices, the paper
+check, directions of better, frozen checksums, and bad input named by file and line (the statistics
+themselves: tests/test_stats.py)."""
 
-import math
 import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO
-from scipy import stats
 
 from hkt import compare as K
+from hkt import stats as S
 
 FROZEN = REPO / "results" / "frozen" / "smoke"
 
@@ -30,44 +29,70 @@ def _rows(task, dataset, metric, runs: dict, split="test", scale="smoke") -> pd.
     return pd.DataFrame(lines)
 
 
-def test_welch_paired_and_hedges_g_match_scipy_and_the_textbook_formula():
-    a = pd.Series([71.2, 69.8, 70.5, 72.0])
-    b = pd.Series([68.9, 69.5, 67.7, 70.1])
-    out = K.compare_runs(a, b, better="max", n_boot=2000)
-    welch = stats.ttest_ind(a, b, equal_var=False)
-    paired = stats.ttest_rel(a, b)
-    assert out["welch_t"] == pytest.approx(welch.statistic) and out["welch_p"] == pytest.approx(welch.pvalue)
-    assert out["paired_t"] == pytest.approx(paired.statistic) and out["paired_n"] == 4
-    sp = math.sqrt((3 * a.var() + 3 * b.var()) / 6)
-    assert out["hedges_g"] == pytest.approx((a.mean() - b.mean()) / sp * (1 - 3 / (4 * 8 - 9)))
-    assert out["diff"] == pytest.approx(a.mean() - b.mean()) and out["verdict"] == "better"
-
-
-def test_the_bootstrap_interval_is_the_seeded_percentile_reference():
-    a, b = np.array([3.0, 5.0, 4.0]), np.array([1.0, 2.0])
-    rng = np.random.default_rng(7)  # a's resamples first, then b's, from one generator
-    ia, ib = rng.integers(0, 3, (500, 3)), rng.integers(0, 2, (500, 2))
-    ref = a[ia].mean(1) - b[ib].mean(1)
-    assert K.bootstrap_interval(a, b, n_boot=500, seed=7) == pytest.approx(tuple(np.quantile(ref, [0.025, 0.975])))
-    low, high = K.bootstrap_interval(a, b, n_boot=5000, seed=0)
-    assert low <= a.mean() - b.mean() <= high and K.bootstrap_interval(a, b, n_boot=5000, seed=0) == (low, high)
-
-
 def test_lower_is_better_metrics_rank_the_lower_error_first():
     new = _rows("flow", "sintel-clean", "epe", {"mine/a": [2.0, 2.2, 2.1], "mine/b": [3.0, 3.1, 2.9]}, split="train")
     frozen = _rows("flow", "sintel-clean", "epe", {"hkt/default": [2.5, 2.6, 2.55]}, split="train")
-    against, _ = K.compare(new, frozen, n_boot=1000)
+    against, _ = K.compare(new, frozen)
     assert list(against.run) == ["mine/a", "mine/b"] and list(against.verdict) == ["better", "worse"]
     assert (against.gain > 0).tolist() == [True, False] and set(against.better) == {"min"}
 
 
-def test_a_single_seed_says_it_needs_two_and_never_prints_nan():
+def test_a_single_seed_says_too_few_seeds_and_never_prints_nan():
     new = _rows("cifar10", "cifar10", "top1_acc", {"mine/x": [91.0]})
     frozen = _rows("cifar10", "cifar10", "top1_acc", {"alone/default": [90.0, 90.4]})
     against, _ = K.compare(new, frozen)
-    assert against.verdict.iloc[0] == K.NEEDS_SEEDS
+    assert against.verdict.iloc[0] == S.TOO_FEW
     text = K.to_markdown(against, pd.DataFrame(), "smoke") + K.terminal(against)
-    assert "nan" not in text.lower() and K.NEEDS_SEEDS in text and "SMOKE SCALE" in text
+    assert "nan" not in text.lower() and S.TOO_FEW in text and "SMOKE SCALE" in text
+
+
+def _baselines(task="cifar10", dataset="cifar10", metric="top1_acc", split="test", **extra):
+    runs = {
+        "alone/default": [70.0, 71.0, 70.4],
+        "alone/finetune": [70.2, 71.1, 70.6],
+        "kd/default": [71.5, 72.0, 71.1],
+        "hkt/default": [70.9, 71.8, 70.7],
+        "feature_mse/default": [69.0, 69.5, 69.2],
+        "parent/default": [80.0],
+    }
+    return _rows(task, dataset, metric, {**runs, **extra}, split=split)  # fmt: skip
+
+
+def test_by_default_only_your_runs_are_compared_with_the_controls_and_the_best_baselines_on_one_screen():
+    frozen = _baselines()
+    mine = _baselines(**{"mine/default": [73.0, 73.6, 72.9]})  # the DAG reran the baselines beside it
+    against, ranking, notes = K.focused(mine, frozen, controls={"cifar10": ["alone/default", "alone/finetune"]})
+    assert set(against.run) == {"mine/default"} and not notes
+    assert list(against.reference) == ["alone/default", "alone/finetune", "kd/default", "hkt/default"]
+    assert set(against.source) == {"this file"}  # the baselines of your own run, same machine
+    assert list(ranking.run)[:2] == ["mine/default", "kd/default"] and ranking["rank"].iloc[0] == 1
+    assert "parent/default" not in set(ranking.run) and "feature_mse/default" not in set(ranking.run)
+    text = K.screen(against, ranking, notes, "smoke")
+    assert text.count("\n") < 40 and "SMOKE SCALE" in text and "Holm" in text and "nan" not in text.lower()
+    # named runs instead of the new ones; a metric off the headline is left for --all
+    extra = _rows("cifar10", "cifar10", "top1_err", {"mine/default": [27.0, 26.4, 27.1]})
+    against, ranking, _ = K.focused(pd.concat([mine, extra]), frozen, runs=["kd/default"])
+    assert set(against.run) == {"kd/default"} and set(ranking.metric) == {"top1_acc"}
+
+
+def _on(frame, device):
+    return frame.assign(device=device)
+
+
+def test_smoke_results_of_another_kind_of_device_are_refused_unless_asked_and_then_said():
+    frozen = _on(_baselines(), "cpu:AMD EPYC 7B13 x1 threads")
+    mine = _on(
+        _rows("cifar10", "cifar10", "top1_acc", {"mine/default": [73.0, 73.6, 72.9]}), "cpu:Intel(R) Xeon(R) x2 threads"
+    )
+    with pytest.raises(ValueError, match=r"AMD EPYC 7B13; yours on cpu:Intel.*not bit-reproducible.*--across-devices"):
+        K.focused(mine, frozen)
+    with pytest.raises(ValueError, match="across-devices"):
+        K.compare(mine, frozen)
+    against, _, notes = K.focused(mine, frozen, across_devices=True)
+    assert set(against.source) == {"frozen"} and "AMD EPYC" in notes[0]
+    assert "note: the frozen cifar10 results ran on" in K.screen(against, _, notes, "smoke")
+    # the same kind of device with another thread count is the same kind
+    K.focused(_on(mine, "cpu:AMD EPYC 7B13 x2 threads"), frozen)
 
 
 def test_the_paper_number_is_set_beside_the_run_and_checked_against_its_interval():
@@ -75,6 +100,9 @@ def test_the_paper_number_is_set_beside_the_run_and_checked_against_its_interval
     new = _rows("lits", "lits", "dice_mean", {"hkt/default": [93.8, 94.4, 94.0], "alone/default": [80.0, 81.0]})
     rows = {("lits", "hkt/default"): ("table3", "hkt3", "-"), ("lits", "alone/default"): ("table3", "child", "-")}
     _, vs_paper = K.compare(new, new, paper=paper, paper_rows=rows)
+    assert vs_paper.set_index("run").loc["hkt/default", "ci_low"] == pytest.approx(
+        S.mean_interval([93.8, 94.4, 94.0])[0]
+    )  # a t-interval of the mean
     hkt = vs_paper.set_index("run").loc["hkt/default"]
     assert hkt.paper == 94.1 and hkt["diff"] == pytest.approx(94.0667 - 94.1, abs=1e-3) and bool(hkt.paper_in_interval)
     assert not vs_paper.set_index("run").loc["alone/default"].paper_in_interval  # 93.0 is far from 80.5
@@ -138,10 +166,16 @@ def test_hkt_compare_runs_from_the_command_line_on_the_frozen_results(tmp_path):
     shutil.copy(FROZEN / "lits_metrics.csv", tmp_path / "new.csv")
     out = subprocess.run(
         [sys.executable, "-m", "hkt.compare", "compare", str(tmp_path / "new.csv"), "--frozen", str(FROZEN),
-         "--out", str(tmp_path / "vs"), "--bootstrap", "500"],
+         "--out", str(tmp_path / "vs"), "--all"],
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert "within noise" in out.stdout
+    assert "no significant difference" in out.stdout and "better" not in out.stdout.replace("is better", "")
     md = (tmp_path / "vs.md").read_text()
     assert "dice_mean on lits-generated (test; higher is better)" in md and "Against the paper" in md
     assert "nan" not in md.lower()
+    # the default question: nothing of the file is new
+    out = subprocess.run(
+        [sys.executable, "-m", "hkt.compare", "compare", str(tmp_path / "new.csv"), "--frozen", str(FROZEN)],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "nothing to compare: name your runs with --runs" in out.stdout

@@ -54,9 +54,30 @@ def test_inhernet_added_through_the_registry_learns_within_the_childs_budget(dag
     assert "inhernet/default" in set(compared.run)
 
 
+def test_a_feature_map_method_learns_and_hkt_compare_ranks_it_against_the_baselines_rerun_beside_it(dag):
+    """Attention transfer (one module in baselines/, one config entry) reads CIFAR's named feature
+    points; the README's command answers "is mine better?" on one screen, against the controls
+    and the best baselines of the same results file (same machine), with corrected verdicts."""
+    m = pd.read_csv(dag / "results" / "cifar10" / "metrics.csv")
+    acc = m[(m.metric == "top1_acc") & (m.split == "test") & (m.method == "attention_transfer")]["value"]
+    assert len(acc) == 2 and acc.min() > 40  # chance is 10 %
+    out = subprocess.run(
+        [sys.executable, "-m", "hkt.compare", "compare", "results/cifar10/metrics.csv", "--frozen",
+         str(C.ROOT / "results" / "frozen" / "smoke"), "--out", "results/compare/mine"],
+        cwd=dag, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    ranking = pd.read_csv(dag / "results" / "compare" / "mine_ranking.csv")
+    assert set(ranking.loc[ranking.role == "yours", "run"]) == {"attention_transfer/default"}
+    assert {"alone/default", "alone/finetune"} <= set(ranking.run) and set(ranking.source) == {"this file"}
+    pairs = pd.read_csv(dag / "results" / "compare" / "mine.csv")
+    assert len(pairs) == 4 and pairs.verdict.isin(["better", "worse", "no significant difference"]).all()
+    assert len(out.stdout.splitlines()) < 25 and "Holm" in out.stdout
+
+
 def test_every_run_records_its_metadata(dag):
     metas = list((dag / "results" / "runs").glob("**/meta.json"))
-    assert len(metas) == (1 + 2 * 10) + (2 + 2 * (2 + 10)) + (1 + 2 * 6)  # CIFAR; flow with its chairs stages; LiTS
+    assert len(metas) == (1 + 2 * 11) + (2 + 2 * (2 + 10)) + (1 + 2 * 6)  # CIFAR; flow with its chairs stages; LiTS
     for meta in metas:
         record = json.loads(meta.read_text())
         for key in ("commit", "config_hash", "seed", "torch", "torchvision", "python", "device", "selected", "spec"):

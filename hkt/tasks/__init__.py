@@ -73,6 +73,10 @@ class Task:
     max_stages: int = 2  # how many aligned blocks the models offer
     # which leaves of each boundary signal Algorithm 1 mixes, given the stage count (None: all)
     mixed_leaves: Callable[[int], list] | None = None
+    # model -> {feature point: module path}: named intermediate outputs that methods reading feature
+    # maps ask for (hkt.features), the same names on the child and the parent (CIFAR's "stage1"..
+    # "stage3" are the ResNets' three groups); a method may also name a module path directly
+    feature_points: Callable[[nn.Module], Mapping[str, str]] = lambda model: {}
     # -- configuration: dataclasses that validate tasks.<name>.data / .evaluation -------------
     data_config: type | None = None  # built from the data block merged with a stage's overrides
     eval_config: type | None = None
@@ -97,6 +101,9 @@ class Task:
     # `hkt compare`; params_m, inference_ms and extra_params_m (written for every task) are "min"
     # without saying
     metrics: Mapping[str, str] = field(default_factory=dict)
+    # the metrics `hkt compare` ranks a new method on by default (the paper's columns: accuracy, EPE
+    # and Fl-all, Dice); every other metric with --all
+    headline: tuple[str, ...] = ()
     # (data_config, eval_config, batch_size, generator) -> BenchData at the configured shapes
     benchmark: Callable | None = None
     # (data_config, batch_size=, seed=, device=, workers=) -> endless iterator of (inputs,

@@ -99,18 +99,19 @@ rule freeze:
         "{params.python} -m hkt.compare freeze {input} --out {params.out} > {log} 2>&1"
 
 
-# Every task's results against the frozen reproduction of the same scale and against the paper
-# (`hkt compare`); outside `all`: the frozen folder exists for the scales that were frozen. The
-# frozen files are read, never inputs: no job may rewrite them as a side effect.
+# The runs that the frozen reproduction of the same scale lacks (a method you added) against the
+# controls and the best baselines of the same results (`hkt compare`: rerun beside them, on this
+# machine), ranked on each task's headline metrics; outside `all`: the frozen folder exists for the
+# scales that were frozen. The frozen files are read, never inputs: no job may rewrite them.
 rule compare:
     conda:
         "../envs/hkt.yaml"
     input:
         expand("results/{task}/metrics.csv", task=config["tasks"]),
     output:
-        csv="results/compare/vs_frozen.csv",
-        paper="results/compare/vs_frozen_paper.csv",
-        md="results/compare/vs_frozen.md",
+        csv="results/compare/new_runs.csv",
+        ranking="results/compare/new_runs_ranking.csv",
+        md="results/compare/new_runs.md",
     params:
         python=sys.executable,
         frozen=f"results/frozen/{config['scale']}",

@@ -301,6 +301,10 @@ def _tables():
     return tables
 
 
+# the outputs of the ResNets' three groups of residual blocks (every CIFAR ResNet has them, and every
+# network built on one), as feature-map distillers read them
+FEATURE_POINTS = {"stage1": "layer1", "stage2": "layer2", "stage3": "layer3"}
+
 TASK = Task(
     name="cifar10",
     build_model=build_cifar_resnet,
@@ -309,6 +313,7 @@ TASK = Task(
     # The authors' code uses cross-entropy on all three paths; "mae" is the paper's wording.
     inherit_losses={"ce": F.cross_entropy, "mae": mae_to_onehot},
     max_stages=2,
+    feature_points=lambda model: FEATURE_POINTS,
     data_config=DataConfig,
     eval_config=EvalConfig,
     prepare_data=prepare_data,
@@ -319,6 +324,7 @@ TASK = Task(
     check_config=check_config,
     select=("top1_acc", "max"),
     metrics={"top1_acc": "max", "top1_err": "min"},
+    headline=("top1_acc",),
     benchmark=benchmark,
     plain_loader=plain_loader,
     tables={

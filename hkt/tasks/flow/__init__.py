@@ -219,6 +219,8 @@ TASK = Task(
     inherit_losses={"sequence": sequence_loss},
     max_stages=3,
     mixed_leaves=models.mixed_leaves,
+    # RAFT's two encoders (torchvision's module names, on every RAFT of the suite)
+    feature_points=lambda model: {"features": "feature_encoder", "context": "context_encoder"},
     data_config=DataConfig,
     eval_config=EvalConfig,
     prepare_data=prepare_data,
@@ -229,6 +231,7 @@ TASK = Task(
     evaluation=evaluation,
     select=("epe", "min"),
     metrics={"epe": "min", "fl_all": "min"},
+    headline=("epe", "fl_all"),
     benchmark=benchmark,
     exports={"kitti_test": kitti_test},
     tables={

@@ -412,6 +412,16 @@ def blocks(model: nn.Module) -> list:
     return model.blocks()
 
 
+def feature_points(model: nn.Module) -> dict[str, str]:
+    """Named feature maps (hkt.features): "decoded", the last full-resolution volume features
+    before the classifier (PocketNet's top decoder level, H-DenseUNet's fused 2D+3D features)."""
+    if isinstance(model, HDenseUNet):
+        return {"decoded": "fuse"}
+    if isinstance(model, PocketNet):
+        return {"decoded": "decoder.0"}
+    return {}
+
+
 def mixed_leaves(stages: int) -> list[list[int]]:
     """Leaf 0 (the feature map) at every boundary; the carried skips and volume only ride along."""
     if stages not in (2, 3):
