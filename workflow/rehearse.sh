@@ -12,8 +12,10 @@ started=$(date +%s)
 
 bash .ci/slurm/up.sh
 mkdir -p "$WORK/data" results/rehearsal
+# -p: a rerun after an edit reruns only what the edit changes (copies newer than their outputs would
+# rerun every job that reads them)
 for item in Snakefile workflow config data/MANIFEST.yaml results/paper results/discrepancies.csv; do
-  rm -rf "${WORK:?}/$item"; mkdir -p "$(dirname "$WORK/$item")"; cp -r "$item" "$WORK/$item"
+  rm -rf "${WORK:?}/$item"; mkdir -p "$(dirname "$WORK/$item")"; cp -rp "$item" "$WORK/$item"
 done
 "$PY" -m hkt.rehearse config --paper config/paper.yaml --out "$PWD/$WORK/stand-ins" --cpus 1 --mem-mb 10000
 cp "$WORK/stand-ins/config.yaml" "$WORK/rehearsal.yaml"
