@@ -106,6 +106,7 @@ def test_a_slice_of_the_rehearsal_runs_every_rule_at_the_real_shapes(overlay, tm
     block["runs"] = ["alone/default", "hkt/default"]
     table = block["report"]["tables"]["table1"]
     table["rows"] = [r for r in table["rows"] if r["run"] in (None, "parent", *block["runs"])]
+    block["report"]["tables"]["comparisons"]["controls"] = ["alone/default"]
     block["report"]["exports"] = {"kitti_test": ["hkt/default"]}
     work = workflow_copy(tmp_path / "work")
     (work / "slice.yaml").write_text(yaml.safe_dump(C.validate(cfg)))
