@@ -57,6 +57,9 @@ EVAL_PAIRS = 1  # flow: pairs per evaluation set
 # an H-DenseUNet scan takes a CPU over ten minutes), in the validation of training and in evaluation
 EVAL_OVERLAP = {"lits": 0.0}
 SCHEDULES = (("parent", "train"), ("child", "train"), ("child", "finetune"))
+# the data keys that decide a training step's tensor shapes (flow crop and updates, LiTS patch,
+# CIFAR resolution and classes)
+SHAPE_KEYS = ("crop", "train_updates", "patch", "resolution", "dataset")
 
 
 def _package(block: dict, name: str) -> str:
@@ -206,12 +209,13 @@ def report(work: str | Path, cfg_path: str | Path, paper_path: str | Path, out_c
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         steps = spec["schedule"]["steps"] if spec.get("source") != "published" else 0
         kind = "parent" if run == "parent" else "train"
+        # jobs that differ only in what their data holds (not its shapes) need the same memory
         key = (
-            name,
+            _package(paper["tasks"][name], name),
             spec.get("module"),
             json.dumps(theirs.get("params"), sort_keys=True),
             theirs["arch"],
-            json.dumps(theirs["data"], sort_keys=True),
+            json.dumps({k: theirs["data"].get(k) for k in SHAPE_KEYS}, sort_keys=True),
             theirs.get("schedule", {}).get("batch_size"),
         )
         if spec.get("source") != "published" and key not in traced:
