@@ -63,8 +63,7 @@ def _task(name: str):
 
 
 def directions(task_name: str) -> dict[str, str]:
-    task = _task(task_name)
-    return {**COMMON_METRICS, task.select[0]: task.select[1], **task.metrics}
+    return {**COMMON_METRICS, **_task(task_name).directions()}
 
 
 def read_results(path: str | Path) -> pd.DataFrame:
@@ -130,11 +129,6 @@ def device_kind(device) -> str:
 
 def _kinds(frame: pd.DataFrame) -> set[str]:
     return {device_kind(d) for d in frame["device"].dropna()} if "device" in frame else set()
-
-
-def _runs(frame: pd.DataFrame) -> dict[str, pd.Series]:
-    run = frame["method"] + "/" + frame["variant"]
-    return {name: g.set_index("seed")["value"].sort_index() for name, g in frame.groupby(run, sort=False)}
 
 
 def new_runs(new: pd.DataFrame, frozen: pd.DataFrame, runs: list[str] | None = None) -> dict[str, list[str]]:
@@ -225,7 +219,7 @@ def focused(
                 & (source.split == split)
                 & (source.metric == metric)
             ]
-            references = _runs(ref_rows)
+            references = stats.samples(ref_rows)
             for run in mine:
                 references.pop(run, None)
             references.pop(PARENT_RUN, None)
@@ -236,7 +230,7 @@ def focused(
                 note = _check_devices(group, ref_rows, f"the frozen {task} results", across_devices)
                 if note and note not in notes:
                     notes.append(note)
-            values = _runs(group)
+            values = stats.samples(group)
             where = {"task": task, "dataset": dataset, "split": split, "metric": metric, "better": better}
             for run in [r for r in mine if r in values] + picked:
                 sample = values[run] if run in values and run in mine else references[run]
@@ -261,12 +255,9 @@ def focused(
                     )  # fmt: skip
     ranked = pd.DataFrame(ranking)
     if len(ranked):
-        ranked["rank"] = ranked.groupby(["task", "dataset", "split", "metric"], sort=False)["mean"].rank(
+        signed = ranked["mean"].where(ranked.better == "max", -ranked["mean"])  # higher is better
+        ranked["rank"] = signed.groupby([ranked.task, ranked.dataset, ranked.split, ranked.metric]).rank(
             ascending=False, method="min"
-        )
-        lower = ranked.better == "min"
-        ranked.loc[lower, "rank"] = (
-            ranked[lower].groupby(["task", "dataset", "split", "metric"])["mean"].rank(method="min")
         )
         ranked = ranked.sort_values(["task", "dataset", "split", "metric", "rank"], kind="stable").reset_index(
             drop=True
@@ -307,8 +298,8 @@ def compare(
         old = frozen[
             (frozen.task == task) & (frozen.dataset == dataset) & (frozen.split == split) & (frozen.metric == metric)
         ]
-        reference = _runs(old)
-        for run, values in _runs(group).items():
+        reference = stats.samples(old)
+        for run, values in stats.samples(group).items():
             where = {"task": task, "dataset": dataset, "split": split, "metric": metric, "better": better, "run": run}
             for frozen_run, old_values in reference.items():
                 lines.append(

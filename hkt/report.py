@@ -169,11 +169,10 @@ def compare(
     Runs that start from the trained child start from the child *of the same seed*, so the
     seed-matched differences remove the child-to-child spread that dominates Welch's test.
     """
-    sub = results[(results.metric == metric) & (results.split == split)].copy()
+    sub = results[(results.metric == metric) & (results.split == split)]
     if dataset is not None:  # the paper's name: a generated stand-in counts as its dataset
         sub = sub[sub["dataset"].map(paper_dataset) == dataset]
-    sub["run"] = sub["method"] + "/" + sub["variant"]
-    runs = {run: g.set_index("seed")["value"].sort_index() for run, g in sub.groupby("run", sort=False)}
+    runs = stats.samples(sub)
     lines = []
     for control in controls:
         for run, values in runs.items():
@@ -285,7 +284,7 @@ def metric_direction(spec: dict, metric: str) -> str:
     from hkt.tasks import get_task
 
     task = get_task(spec["task"], spec.get("task_module"))
-    return {task.select[0]: task.select[1], **task.metrics}.get(metric, "max")
+    return task.directions().get(metric, "max")
 
 
 def comparisons_table(inp, outs: dict) -> pd.DataFrame:

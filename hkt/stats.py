@@ -38,6 +38,12 @@ NOT_SIGNIFICANT = "no significant difference"
 _IDENTICAL = 1e-9
 
 
+def samples(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """{"method/variant": its values indexed by seed} of long-format results rows."""
+    run = frame["method"] + "/" + frame["variant"]
+    return {name: g.set_index("seed")["value"].sort_index() for name, g in frame.groupby(run, sort=False)}
+
+
 def _quiet(test, *args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy's precision note on near-equal data

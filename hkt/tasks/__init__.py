@@ -121,6 +121,10 @@ class Task:
     # deployed model writes for an outside benchmark (e.g. KITTI test-set submissions)
     exports: Mapping[str, Callable] = field(default_factory=dict)
 
+    def directions(self) -> dict[str, str]:
+        """Every metric the task reports (its selection metric included) -> "max" or "min"."""
+        return {self.select[0]: self.select[1], **self.metrics}
+
     def __post_init__(self):
         if not set(self.metrics.values()) <= set(SELECT_MODES):
             raise ValueError(f"task {self.name}: metric directions must be among {SELECT_MODES}")
