@@ -105,6 +105,22 @@ def validate(cfg: dict, manifest: dict | None = None) -> dict:
     return cfg
 
 
+_BUILT: set[tuple[int, str]] = set()  # (id of the task package's TASK, architecture)
+
+
+def _check_arch(task, arch: str) -> None:
+    """Raise ValueError if the task cannot build `arch`. Every SLURM job validates the configuration
+    again, and building real models took seconds of each job's start: each architecture is built
+    once per task package, on the meta device (shapes only, no weights initialised)."""
+    if (id(task), arch) in _BUILT:
+        return
+    import torch
+
+    with torch.device("meta"):
+        build_model(task, arch)
+    _BUILT.add((id(task), arch))
+
+
 def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) -> None:
     key = f"tasks.{task_name}"
     try:
@@ -113,7 +129,7 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
         raise ValueError(f"{key}.module: {err}") from err
     for role in ("parent", "child"):
         try:
-            build_model(task, task_cfg[role]["arch"])
+            _check_arch(task, task_cfg[role]["arch"])
         except ValueError as err:
             raise ValueError(f"{key}.{role}.arch: {err}") from err
     task_config(task, task_cfg["data"], f"{key}.data")
@@ -162,7 +178,7 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
         if arch != task_cfg["child"]["arch"]:
             where = "variants." + variant if "arch" in method["variants"][variant] else "arch"
             try:
-                build_model(task, arch)
+                _check_arch(task, arch)
             except ValueError as err:
                 raise ValueError(f"methods.{method_name}.{where} ({arch!r} for {key}): {err}") from err
             if run_init(cfg, method_name, variant) == "child":

@@ -196,31 +196,56 @@ def _training_jobs(cfg: dict, paper: dict):
                 yield ("train_run" if last else "train_run_stage"), name, run, spec, theirs, folder
 
 
-def report(work: str | Path, cfg_path: str | Path, paper_path: str | Path, out_csv: str | Path) -> pd.DataFrame:
-    """jobs.csv of a finished rehearsal run in `work` (see the module docstring)."""
-    from hkt.memory import request_mb, training_peak_bytes
+def _trace_key(paper: dict, name: str, theirs: dict) -> tuple:
+    """Jobs that differ only in what their data holds (not its shapes) need the same GPU memory."""
+    return (
+        _package(paper["tasks"][name], name),
+        theirs.get("module"),
+        json.dumps(theirs.get("params"), sort_keys=True),
+        theirs["arch"],
+        json.dumps({k: theirs["data"].get(k) for k in SHAPE_KEYS}, sort_keys=True),
+        theirs.get("schedule", {}).get("batch_size"),
+    )
+
+
+def _traces(paper: dict, jobs: list, workers: int) -> dict[tuple, int]:
+    """Trace key -> the GPU bytes a training job of that key needs at the paper's batch, traced in
+    `workers` processes (a trace is seconds to a minute of one CPU thread; 65 of them in a row took
+    nine minutes)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from hkt.memory import training_peak_bytes
+
+    todo = {}
+    for _, name, _, spec, theirs, _ in jobs:
+        if spec.get("source") != "published":
+            todo.setdefault(_trace_key(paper, name, theirs), (name, theirs))
+    if workers <= 1:
+        return {key: training_peak_bytes(paper, name, theirs) for key, (name, theirs) in todo.items()}
+    with ProcessPoolExecutor(workers) as pool:
+        futures = {key: pool.submit(training_peak_bytes, paper, name, theirs) for key, (name, theirs) in todo.items()}
+        return {key: future.result() for key, future in futures.items()}
+
+
+def report(
+    work: str | Path, cfg_path: str | Path, paper_path: str | Path, out_csv: str | Path, *, workers: int = 1
+) -> pd.DataFrame:
+    """jobs.csv of a finished rehearsal run in `work` (see the module docstring), the GPU traces in
+    `workers` processes."""
+    from hkt.memory import request_mb
 
     work = Path(work)
     cfg, paper = C.load(cfg_path), C.load(paper_path)
     benchmarks = _benchmarks(work)
-    rows, traced = [], {}
-    for rule, name, run, spec, theirs, folder in _training_jobs(cfg, paper):
+    jobs = list(_training_jobs(cfg, paper))
+    traced = _traces(paper, jobs, workers)
+    rows = []
+    for rule, name, run, spec, theirs, folder in jobs:
         meta_path = work / folder / "meta.json"
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         steps = spec["schedule"]["steps"] if spec.get("source") != "published" else 0
         kind = "parent" if run == "parent" else "train"
-        # jobs that differ only in what their data holds (not its shapes) need the same memory
-        key = (
-            _package(paper["tasks"][name], name),
-            spec.get("module"),
-            json.dumps(theirs.get("params"), sort_keys=True),
-            theirs["arch"],
-            json.dumps({k: theirs["data"].get(k) for k in SHAPE_KEYS}, sort_keys=True),
-            theirs.get("schedule", {}).get("batch_size"),
-        )
-        if spec.get("source") != "published" and key not in traced:
-            traced[key] = training_peak_bytes(paper, name, theirs)
-        peak = traced.get(key)
+        peak = traced.get(_trace_key(paper, name, theirs))
         bench = _match(benchmarks, rule, name, run, spec)
         rows.append(
             {
@@ -245,11 +270,12 @@ def report(work: str | Path, cfg_path: str | Path, paper_path: str | Path, out_c
         if rule.startswith("train_"):
             continue
         block = re.search(r"task=([\w-]+)", wildcards)
-        block = block.group(1) if block else "-"
+        block = block.group(1) if block else _data_blocks(cfg, wildcards)
         kind = {"evaluate": "evaluate", "export": "evaluate", "figure": "figure", "prepare_data": "data"}.get(rule)
         declared = None
-        if kind and block in paper["tasks"]:
-            declared = (paper["tasks"][block]["resources"].get(kind) or {"mem_mb": 2000})["mem_mb"]
+        first = block.split("+")[0]
+        if kind and first in paper["tasks"]:
+            declared = (paper["tasks"][first]["resources"].get(kind) or {"mem_mb": 2000})["mem_mb"]
         rows.append(
             {
                 "rule": rule,
@@ -265,6 +291,14 @@ def report(work: str | Path, cfg_path: str | Path, paper_path: str | Path, out_c
     frame = pd.DataFrame(rows)
     atomic_write_text(out_csv, frame.to_csv(index=False))
     return frame
+
+
+def _data_blocks(cfg: dict, wildcards: str) -> str:
+    """The blocks whose data a prepare_data job writes ("flow+flow-ctsk+flow-ctskh": one job per
+    shared root), from its `dataroot=...,part=...` wildcards."""
+    found = re.search(r"dataroot=([^,]+)", wildcards)
+    blocks = [name for name in cfg["tasks"] if found and C.data_root_key(cfg, name) == found.group(1)]
+    return "+".join(blocks) or "-"
 
 
 def _match(benchmarks: dict, rule: str, name: str, run: str, spec: dict):
@@ -291,7 +325,7 @@ def summary(frame: pd.DataFrame, seconds: int | None, machine: str) -> str:
         "",
         f"- jobs: {len(frame)}, of which training {len(train)}; status ok: {int((frame.status == 'ok').sum())}",
         f"- by rule: {', '.join(f'{r} {n}' for r, n in frame.rule.value_counts().sort_index().items())}",
-        f"- blocks: {', '.join(sorted(set(frame.block) - {'-'}))}",
+        f"- blocks: {', '.join(sorted({b for names in frame.block for b in names.split('+')} - {'-'}))}",
         f"- peak resident memory above what the rule declares at paper scale: {len(over)} job(s)",
         f"- training jobs whose GPU need at the paper's batch (traced) exceeds their rule's gpu_mem_mb: {len(short)}",
         f"- largest traced GPU need: {gpu.gpu_peak_gib_at_paper_batch.max():.1f} GiB "
@@ -324,6 +358,7 @@ def main(argv=None) -> None:
     r.add_argument("--paper", default="config/paper.yaml")
     r.add_argument("--out", default="results/rehearsal")
     r.add_argument("--seconds", type=int)
+    r.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes tracing GPU memory")
     args = parser.parse_args(argv)
     if args.command == "config":
         out = Path(args.out)
@@ -336,7 +371,7 @@ def main(argv=None) -> None:
     from hkt.runmeta import device_name
 
     out = Path(args.out)
-    frame = report(args.work, args.config, args.paper, out / "jobs.csv")
+    frame = report(args.work, args.config, args.paper, out / "jobs.csv", workers=args.workers)
     machine = f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores"
     atomic_write_text(out / "summary.md", summary(frame, args.seconds, machine))
     print(summary(frame, args.seconds, machine))
