@@ -19,6 +19,7 @@ and nothing else competes for the processor; the ratios of one invocation compar
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,7 +43,7 @@ from hkt.methods import load_method, make_params
 from hkt.runmeta import device_name, git_commit, pick_device
 from hkt.schedule import Schedule
 from hkt.tasks import build_model, get_task
-from hkt.train import _to, step_function
+from hkt.train import step_function, to_device
 
 INFERENCE = ("parent", "child")  # pseudo-runs: inference of the two architectures
 
@@ -111,13 +113,15 @@ def _training_step(cfg, t, task, ev, device, task_name: str, name: str, switches
     return _Step(step, bench, spec, batch_size, "bf16 autocast" if schedule.bf16 else "float32")
 
 
-def measure_step(config_path: str, task_name: str, run: str, *, steps: int, warmup: int, threads: int) -> dict:
-    """Median step time and peak memory of one run's last training stage; `run` may carry speed
-    switches to turn on, `method/variant+switch+...`."""
+def measure_step(
+    config_path: str, task_name: str, run: str, *, switches: tuple = (), steps: int, warmup: int, threads: int
+) -> dict:
+    """Median step time and peak memory of one run's last training stage, with the speed switches
+    `switches` turned on."""
     cfg, t, task, ev, device = _setup(config_path, task_name, threads)
-    name, *switches = run.split("+")
-    built = _training_step(cfg, t, task, ev, device, task_name, name, switches)
-    x, y = (_to(v, device) for v in built.bench.batch)
+    name = run
+    built = _training_step(cfg, t, task, ev, device, task_name, name, list(switches))
+    x, y = (to_device(v, device) for v in built.bench.batch)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     _wait_for_the_others()
@@ -136,13 +140,59 @@ def measure_step(config_path: str, task_name: str, run: str, *, steps: int, warm
 
 
 SUITE = "suite"  # the pipeline label of the task's own batches (Task.training)
-PIPELINE = "pipeline="  # `--one` measures a data pipeline when its RUN argument starts so
 
 
-def measure_pipeline(config_path: str, task_name: str, pipeline: str, *, steps: int, warmup: int, threads: int) -> dict:
+@dataclass(frozen=True)
+class Measurement:
+    """One measurement of `make bench`, run in a process of its own (`python -m hkt.bench --one
+    JSON`) so that no two share a process's memory peak or warm caches."""
+
+    kind: str  # train_step | inference | pipeline | ga
+    config: str = ""
+    task: str = ""
+    run: str = ""  # method/variant; for inference, "parent" or "child"
+    switches: tuple = ()  # train_step: speed switches turned on
+    workers: int | None = None  # pipeline: None for the task's own batches, else DataLoader workers
+    steps: int = 20
+    warmup: int = 3
+    threads: int = 1
+    side: int = 0  # ga: the feature map's side and channels
+    channels: int = 0
+
+    def __post_init__(self):
+        if self.kind not in ("train_step", "inference", "pipeline", "ga"):
+            raise ValueError(f"unknown measurement kind {self.kind!r}")
+        object.__setattr__(self, "switches", tuple(self.switches))
+
+    @property
+    def label(self) -> str:
+        return {"train_step": "+".join((self.run, *self.switches)), "pipeline": self.pipeline}.get(self.kind, self.run)
+
+    @property
+    def pipeline(self) -> str:
+        """The pipeline's label in the results (`suite`, `dataloader:<workers>`)."""
+        return SUITE if self.workers is None else f"dataloader:{self.workers}"
+
+
+def measure(m: Measurement) -> dict:
+    """The row of one measurement, in this process."""
+    timing = {"steps": m.steps, "warmup": m.warmup, "threads": m.threads}
+    if m.kind == "ga":
+        return measure_ga(m.side, m.channels, threads=m.threads)
+    if m.kind == "pipeline":
+        return measure_pipeline(m.config, m.task, m.workers, **timing)
+    if m.kind == "inference":
+        return measure_inference(m.config, m.task, m.run, **timing)
+    return measure_step(m.config, m.task, m.run, switches=m.switches, **timing)
+
+
+def measure_pipeline(
+    config_path: str, task_name: str, workers: int | None, *, steps: int, warmup: int, threads: int
+) -> dict:
     """Time per training step of `bench.pipelines.run` with the batches read as well: from the
-    task's own batches (`suite`: Task.training, built on the training device) or from the plain
-    DataLoader loop that the task describes (`dataloader:<workers>`: Task.plain_loader). Both read
+    task's own batches (`workers` None, labelled `suite`: Task.training, built on the training
+    device) or from the plain DataLoader loop that the task describes with `workers` processes
+    (labelled `dataloader:<workers>`: Task.plain_loader). Both read
     one dataset, prepared for the measurement in a temporary folder (`bench.pipelines.data` may
     replace the source, e.g. a generated stand-in of the real size and on-disk layout: the time
     does not depend on the pixels)."""
@@ -153,14 +203,14 @@ def measure_pipeline(config_path: str, task_name: str, pipeline: str, *, steps: 
         key = f"tasks.{task_name}.bench.pipelines.data"
         data = C.task_config(task, {**built.spec["data"], **(block.get("data") or {}), "root": tmp}, key)
         task.prepare_data(data, allow_network=False)
-        if pipeline == SUITE:
+        pipeline = SUITE if workers is None else f"dataloader:{workers}"
+        if workers is None:
             batches = task.training(data, batch_size=built.batch_size, seed=0, device=device).batches
             counter = itertools.count()
 
             def fetch():
                 return batches(next(counter))
         else:
-            workers = int(pipeline.removeprefix("dataloader:"))
             stream = iter(task.plain_loader(data, batch_size=built.batch_size, seed=0, device=device, workers=workers))
 
             def fetch():
@@ -171,7 +221,7 @@ def measure_pipeline(config_path: str, task_name: str, pipeline: str, *, steps: 
         def one_step():
             x, y = fetch()
             shapes.add(_shape(x))
-            built.step(_to(x, device), _to(y, device))
+            built.step(to_device(x, device), to_device(y, device))
 
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -224,12 +274,12 @@ def measure_concurrent(
     """`copies` processes training the same run at once on one device (the moonshot's way of
     filling a GPU that one small model leaves idle): each copy's median step, and what the device
     does in all (`throughput`: runs' steps per second, relative to one copy alone)."""
-    common = [config_path, task_name, run, str(steps), str(warmup), str(threads)]
+    one = Measurement("train_step", config_path, task_name, run, steps=steps, warmup=warmup, threads=threads)
     with tempfile.TemporaryDirectory() as barrier:
         env = {**os.environ, BARRIER_ENV: f"{barrier}:{copies}"}
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "hkt.bench", "--one", *common],
+                [sys.executable, "-m", "hkt.bench", "--one", json.dumps(dataclasses.asdict(one))],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -264,7 +314,7 @@ def measure_inference(config_path: str, task_name: str, role: str, *, steps: int
     bench = task.benchmark(data, ev, 1, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     model = build_model(task, arch).to(device).eval()
-    inp = _to(bench.infer_input, device)
+    inp = to_device(bench.infer_input, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = _timed(lambda: bench.infer(model, inp), steps=steps, warmup=warmup, device=device)
@@ -324,7 +374,7 @@ def measure_ga(side: int, channels: int, *, threads: int) -> dict:
 def run_ga(*, threads: int, sides=GA_SIDES, channels: int = GA_CHANNELS, log=print) -> pd.DataFrame:
     rows, commit = [], git_commit()
     for side in sides:
-        row = _in_subprocess_args(["--one-ga", str(side), str(channels), str(threads)])
+        row = in_subprocess(Measurement("ga", side=side, channels=channels, threads=threads))
         log(f"GA {side}x{side} (c={channels}): {row['median_ms']:.0f} ms, +{row['peak_growth_mb']:.0f} MB")
         rows.append({**row, "commit": commit})
     return pd.DataFrame(rows)
@@ -374,14 +424,12 @@ def _row(times: list[float], device: torch.device, **fields) -> dict:
     }
 
 
-def _in_subprocess(args: list[str]) -> dict:
-    return _in_subprocess_args(["--one", *args])
-
-
-def _in_subprocess_args(args: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "hkt.bench", *args], capture_output=True, text=True, check=False)
+def in_subprocess(m: Measurement) -> dict:
+    """The row of one measurement, measured in a fresh process."""
+    args = [sys.executable, "-m", "hkt.bench", "--one", json.dumps(dataclasses.asdict(m))]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"bench measurement {args} failed:\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"bench measurement {m} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -395,19 +443,20 @@ def run(config_paths: list[str], task_name: str, *, threads: int, log=print) -> 
             continue
         opts = {"steps": t["bench"].get("steps", 20), "warmup": t["bench"].get("warmup", 3)}
         measured = []
-        switched = [
-            f"{run}+{switch}"
+        common = {"config": path, "task": task_name, "threads": threads, **opts}
+        plan = [Measurement("train_step", run=run, **common) for run in t["bench"]["runs"]]
+        plan += [Measurement("inference", run=role, **common) for role in INFERENCE]
+        plan += [
+            Measurement("train_step", run=run, switches=(switch,), **common)
             for run in t["bench"].get("switch_runs") or t["bench"]["runs"][:1]
             for switch in t["bench"].get("switches", [])
         ]
         pipelines = t["bench"].get("pipelines")
-        piped = (
-            [f"{PIPELINE}{SUITE}", *(f"{PIPELINE}dataloader:{w}" for w in pipelines["workers"])] if pipelines else []
-        )
-        for name in [*t["bench"]["runs"], *INFERENCE, *switched, *piped]:
-            common = [path, task_name, name, str(opts["steps"]), str(opts["warmup"]), str(threads)]
-            row = _in_subprocess(common)
-            log(f"{Path(path).name} {task_name} {name}: {row['median_ms']:.1f} ms, peak {row['peak_mb']:.0f} MB")
+        for workers in [None, *pipelines["workers"]] if pipelines else []:
+            plan.append(Measurement("pipeline", run=pipelines["run"], workers=workers, **common))
+        for m in plan:
+            row = in_subprocess(m)
+            log(f"{Path(path).name} {task_name} {m.label}: {row['median_ms']:.1f} ms, peak {row['peak_mb']:.0f} MB")
             measured.append(row)
         concurrent = t["bench"].get("concurrent")
         for copies in concurrent["copies"] if concurrent else []:
@@ -525,8 +574,7 @@ def figure(table: pd.DataFrame, path: str | Path) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--one", nargs=6, metavar=("CONFIG", "TASK", "RUN", "STEPS", "WARMUP", "THREADS"))
-    parser.add_argument("--one-ga", nargs=3, metavar=("SIDE", "CHANNELS", "THREADS"))
+    parser.add_argument("--one", metavar="JSON", help="one Measurement, as JSON: print its row as JSON")
     parser.add_argument("--ga", action="store_true", help="Genetic Attention against the feature-map size")
     parser.add_argument("--config", action="append", help="config file (repeatable)")
     parser.add_argument("--task")
@@ -534,18 +582,8 @@ def main(argv=None) -> None:
     parser.add_argument("--figure")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args(argv)
-    if args.one:  # one measurement, in a process of its own: print its row as JSON
-        path, task_name, name, steps, warmup, threads = args.one
-        kw = {"steps": int(steps), "warmup": int(warmup), "threads": int(threads)}
-        if name.startswith(PIPELINE):
-            print(json.dumps(measure_pipeline(path, task_name, name.removeprefix(PIPELINE), **kw)))
-            return
-        fn = measure_inference if name in INFERENCE else measure_step
-        print(json.dumps(fn(path, task_name, name, **kw)))
-        return
-    if args.one_ga:
-        side, channels, threads = map(int, args.one_ga)
-        print(json.dumps(measure_ga(side, channels, threads=threads)))
+    if args.one:  # one measurement, in a process of its own
+        print(json.dumps(measure(dataclass_from(Measurement, json.loads(args.one), "--one"))))
         return
     if args.ga:
         if not args.out:

@@ -29,7 +29,6 @@ hand); a smoke-scale file is never compared with paper-scale numbers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -39,9 +38,10 @@ import numpy as np
 import pandas as pd
 
 from hkt import stats
+from hkt.conventions import CONTROLS, PARENT_RUN, results_run, run_name
 from hkt.io import atomic_write_json, atomic_write_text, file_digest
-from hkt.report import paper_dataset, read_paper
-from hkt.tasks import get_task
+from hkt.report import paper_dataset
+from hkt.tasks import get_task, task_module
 
 REQUIRED = ("task", "method", "variant", "dataset", "split", "metric", "seed", "value", "scale")
 KEY = ("task", "method", "variant", "dataset", "split", "metric", "seed")
@@ -52,22 +52,29 @@ MANIFEST = "MANIFEST.json"
 # ---------------------------------------------------------------------------------------------
 # Reading results, strictly
 # ---------------------------------------------------------------------------------------------
-def _task(name: str):
-    """The task of a results block: `hkt.tasks.<name>`, or for a regime block `<task>-<regime>`."""
-    for candidate in (name, name.split("-")[0]):
-        try:
-            return get_task(candidate)
-        except ValueError:
-            continue
-    raise ValueError(f"unknown task {name!r}")
+def task_modules(cfg: dict | None) -> dict[str, str]:
+    """Results block -> its task package, as a configuration names it (tasks.<block>.module)."""
+    return {name: task_module(name, block.get("module")) for name, block in ((cfg or {}).get("tasks") or {}).items()}
 
 
-def directions(task_name: str) -> dict[str, str]:
-    return {**COMMON_METRICS, **_task(task_name).directions()}
+def _task(name: str, modules: dict | None):
+    """The task package of a results block: the one its configuration names (`modules`, from
+    --config), else hkt.tasks.<name>."""
+    try:
+        return get_task(name, (modules or {}).get(name))
+    except ValueError as err:
+        raise ValueError(
+            f"{err} (a block of another package is read with the config that names it: --config)"
+        ) from None
 
 
-def read_results(path: str | Path) -> pd.DataFrame:
-    """A results CSV, checked: every problem names the file and the CSV line."""
+def directions(task_name: str, modules: dict | None = None) -> dict[str, str]:
+    return {**COMMON_METRICS, **_task(task_name, modules).directions()}
+
+
+def read_results(path: str | Path, modules: dict | None = None) -> pd.DataFrame:
+    """A results CSV, checked: every problem names the file and the CSV line. `modules`: results
+    block -> task package (task_modules), for blocks of a package not named after them."""
     path = Path(path)
     try:
         frame = pd.read_csv(path, dtype={"value": str, "seed": str}, keep_default_na=False, na_values=[""])
@@ -92,7 +99,7 @@ def read_results(path: str | Path) -> pd.DataFrame:
     for i, row in enumerate(frame[["task", "metric"]].itertuples(index=False)):
         if row.task not in known:
             try:
-                known[row.task] = directions(row.task)
+                known[row.task] = directions(row.task, modules)
             except ValueError as err:
                 raise ValueError(f"{path} line {line[i]}: {err}") from None
         if row.metric not in known[row.task]:
@@ -118,8 +125,6 @@ def read_results(path: str | Path) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 # Which runs, against which references, on which metrics
 # ---------------------------------------------------------------------------------------------
-PARENT_RUN = "parent/default"
-DEFAULT_CONTROLS = ("alone/default", "alone/finetune")
 
 
 def device_kind(device) -> str:
@@ -196,15 +201,16 @@ def focused(
     paper: pd.DataFrame | None = None,
     paper_rows: dict | None = None,
     level: float = stats.LEVEL,
+    modules: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """(your runs against the references, the ranking, notes) on each task's headline metrics."""
     _check_scales(new, frozen)
     chosen = new_runs(new, frozen, runs)
     pairs, ranking, notes = [], [], []
     for task, mine in chosen.items():
-        t = _task(task)
+        t = _task(task, modules)
         headline = t.headline or (t.select[0],)
-        task_controls = list((controls or {}).get(task, DEFAULT_CONTROLS))
+        task_controls = list((controls or {}).get(task, CONTROLS))
         own_runs = set(new.loc[new.task == task, "method"] + "/" + new.loc[new.task == task, "variant"])
         # one source of references: your file where it holds the controls (same machine), else frozen
         from_own = any(c in own_runs and c not in mine for c in task_controls)
@@ -212,7 +218,7 @@ def focused(
         label = "this file" if from_own else "frozen"
         scored = new[(new.task == task) & new.metric.isin(headline) & (new.split != "val")]
         for (dataset, split, metric), group in scored.groupby(["dataset", "split", "metric"], sort=False):
-            better = directions(task)[metric]
+            better = directions(task, modules)[metric]
             ref_rows = source[
                 (source.task == task)
                 & (source.dataset == dataset)
@@ -222,7 +228,7 @@ def focused(
             references = stats.samples(ref_rows)
             for run in mine:
                 references.pop(run, None)
-            references.pop(PARENT_RUN, None)
+            references.pop(run_name(*PARENT_RUN), None)
             ordered = sorted(references, key=lambda r: references[r].mean(), reverse=better == "max")
             picked = [c for c in task_controls if c in references]
             picked += [r for r in ordered if r not in picked][:best]
@@ -280,6 +286,7 @@ def compare(
     paper_rows: dict | None = None,
     across_devices: bool = False,
     level: float = stats.LEVEL,
+    modules: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """--all: (every run of `new` against every frozen run, against the paper) for every scored
     (task, dataset, split, metric); validation rows (model selection) are not compared. Holm's
@@ -294,7 +301,7 @@ def compare(
             scored[scored.task == task], frozen[frozen.task == task], f"the frozen {task} results", across_devices
         )
     for (task, dataset, split, metric), group in scored.groupby(["task", "dataset", "split", "metric"], sort=False):
-        better = directions(task)[metric]
+        better = directions(task, modules)[metric]
         old = frozen[
             (frozen.task == task) & (frozen.dataset == dataset) & (frozen.split == split) & (frozen.metric == metric)
         ]
@@ -340,7 +347,7 @@ def paper_rows_from_config(cfg: dict) -> dict:
             for row in table.get("rows", []):
                 if row["run"] is None or row["paper"] is None:  # a printed row alone, or a suite run alone
                     continue
-                run = PARENT_RUN if row["run"] == "parent" else row["run"]  # as results name it
+                run = results_run(row["run"])
                 rows.setdefault((task, run), (table["paper"], row["paper"], row.get("training", "-")))
     return rows
 
@@ -446,13 +453,15 @@ def screen_markdown(pairs: pd.DataFrame, ranking: pd.DataFrame, notes: list[str]
 # ---------------------------------------------------------------------------------------------
 # Frozen reproductions
 # ---------------------------------------------------------------------------------------------
-def freeze(results: list[str | Path], out_dir: str | Path, *, allow_dirty: bool = False) -> dict:
+def freeze(
+    results: list[str | Path], out_dir: str | Path, *, allow_dirty: bool = False, modules: dict | None = None
+) -> dict:
     """Write each task's results as `<task>_metrics.csv` under `out_dir` and `MANIFEST.json` (each
     file's sha256, rows, runs, seeds and commits) last. Refuses results of uncommitted code."""
     out_dir = Path(out_dir)
     files = {}
     for path in results:
-        frame = read_results(path)
+        frame = read_results(path, modules)
         commits = sorted(set(frame["commit"])) if "commit" in frame else ["unknown"]
         if not allow_dirty and any(c == "unknown" or c.endswith("-dirty") for c in commits):
             raise ValueError(
@@ -474,7 +483,7 @@ def freeze(results: list[str | Path], out_dir: str | Path, *, allow_dirty: bool 
     return manifest
 
 
-def load_frozen(frozen_dir: str | Path) -> pd.DataFrame:
+def load_frozen(frozen_dir: str | Path, modules: dict | None = None) -> pd.DataFrame:
     """Every frozen results file of a folder, after checking it against its manifest."""
     frozen_dir = Path(frozen_dir)
     manifest_path = frozen_dir / MANIFEST
@@ -490,71 +499,8 @@ def load_frozen(frozen_dir: str | Path) -> pd.DataFrame:
                 f"{path}: sha256 {digest[:12]}... does not match {manifest_path} ({entry['sha256'][:12]}...): "
                 "a frozen file was changed by hand; freeze again with `snakemake freeze`"
             )
-        frames.append(read_results(path))
+        frames.append(read_results(path, modules))
     return pd.concat(frames, ignore_index=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------------
-def main(argv=None) -> None:
-    from hkt import config as C
-
-    parser = argparse.ArgumentParser(prog="hkt", description="HKT suite: compare results and freeze reproductions")
-    sub = parser.add_subparsers(dest="command", required=True)
-    cmp_ = sub.add_parser("compare", help="your runs against the suite's baselines (--all: everything)")
-    cmp_.add_argument("results", nargs="+", help="results CSVs (long format, as the DAG writes them)")
-    cmp_.add_argument("--frozen", default="results/frozen/smoke", help="folder of frozen results with MANIFEST.json")
-    cmp_.add_argument("--runs", nargs="+", help="your runs (method/variant); default: those the frozen set lacks")
-    cmp_.add_argument("--best", type=int, default=2, help="baselines beside the controls: the best N (default 2)")
-    cmp_.add_argument("--all", action="store_true", help="every run against every frozen run, on every metric")
-    cmp_.add_argument(
-        "--across-devices", action="store_true", help="compare smoke results with frozen ones of another device"
-    )
-    cmp_.add_argument("--config", default="config/config.yaml", help="controls and the runs' rows in the paper")
-    cmp_.add_argument(
-        "--paper",
-        nargs="+",
-        default=list(C.PAPER_FILES),
-        help="printed numbers: the paper's transcription and the literature's",
-    )
-    cmp_.add_argument("--out", help="write <out>.csv, <out>_paper.csv (--all) or <out>_ranking.csv, and <out>.md")
-    frz = sub.add_parser("freeze", help="freeze results CSVs with a checksum manifest")
-    frz.add_argument("results", nargs="+")
-    frz.add_argument("--out", required=True, help="folder, e.g. results/frozen/smoke")
-    frz.add_argument("--allow-dirty", action="store_true")
-    args = parser.parse_args(argv)
-    if args.command == "freeze":
-        manifest = freeze(args.results, args.out, allow_dirty=args.allow_dirty)
-        print(f"froze {', '.join(manifest['files'])} into {args.out}")
-        return
-    new = pd.concat([read_results(p) for p in args.results], ignore_index=True)
-    cfg = C.load(args.config) if Path(args.config).exists() else None
-    rows = paper_rows_from_config(cfg) if cfg else {}
-    present = [p for p in args.paper if Path(p).exists()]
-    paper = read_paper(present) if present else None
-    frozen = load_frozen(args.frozen)
-    scale = new["scale"].iloc[0]
-    try:
-        if args.all:
-            against, vs_paper = compare(new, frozen, paper=paper, paper_rows=rows, across_devices=args.across_devices)
-            text, md = terminal(against), to_markdown(against, vs_paper, scale)
-            extra = ("_paper", vs_paper)
-        else:
-            controls = controls_from_config(cfg) if cfg else None
-            against, ranking, notes = focused(
-                new, frozen, runs=args.runs, controls=controls, best=args.best,
-                across_devices=args.across_devices, paper=paper, paper_rows=rows,
-            )  # fmt: skip
-            text, md = screen(against, ranking, notes, scale), screen_markdown(against, ranking, notes, scale)
-            extra = ("_ranking", ranking)
-    except ValueError as err:
-        raise SystemExit(f"hkt compare: {err}") from None
-    print(text, end="" if text.endswith("\n") else "\n")
-    if args.out:
-        atomic_write_text(f"{args.out}.csv", against.to_csv(index=False))
-        atomic_write_text(f"{args.out}{extra[0]}.csv", extra[1].to_csv(index=False))
-        atomic_write_text(f"{args.out}.md", md)
 
 
 def terminal(against: pd.DataFrame) -> str:
@@ -566,7 +512,3 @@ def terminal(against: pd.DataFrame) -> str:
         p_=[_num(p, 3) for p in against.p_holm],
     )[["task", "metric", "dataset", "run", "reference", "mean", "ref_mean", "diff", "ci", "test", "p_", "verdict"]]
     return view.rename(columns={"p_": "p_holm"}).to_string(index=False, float_format=lambda x: f"{x:.2f}")
-
-
-if __name__ == "__main__":
-    main()

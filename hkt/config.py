@@ -23,15 +23,13 @@ from pathlib import Path
 
 import yaml
 
+from hkt.conventions import CHILD_RUN, MANIFEST, ROOT  # noqa: F401  (C.ROOT, C.CHILD_RUN: read by the DAG)
 from hkt.fields import dataclass_from
 from hkt.methods import load_method, make_params
 from hkt.schedule import Schedule
 from hkt.tasks import build_model, get_task
 
-ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-MANIFEST = ROOT / "data" / "MANIFEST.yaml"
-CHILD_RUN = ("alone", "default")  # the trained child that `init: child` runs start from
 STAGE_KEYS = ("name", "data")  # keys of a stage entry that are not Schedule fields
 SINGLE_STAGE = "main"  # the name of the one stage of a schedule given as a mapping
 
@@ -58,6 +56,15 @@ def load(path: str | Path) -> dict:
 
 def load_manifest(path: str | Path = MANIFEST) -> dict:
     return yaml.safe_load(Path(path).read_text())
+
+
+def manifest_datasets(data: dict) -> dict:
+    """The data/MANIFEST.yaml `datasets` entries that a data block names by a value (LiTS's
+    `archive: lits_decathlon`): part of its data job's specification, so that a changed URL or
+    checksum reruns exactly the jobs that read it (the file itself is not their input: a changed
+    checkpoint entry must rerun no data job)."""
+    datasets = load_manifest()["datasets"]
+    return {v: datasets[v] for v in data.values() if isinstance(v, str) and v in datasets}
 
 
 def manifest_for(cfg: dict) -> dict:
@@ -256,8 +263,6 @@ def _validate_report(task, task_cfg: dict, key: str) -> None:
         for i, run in enumerate(export_runs):
             if run not in task_cfg["runs"]:
                 raise ValueError(f"{key}.report.exports.{name}[{i}]: {run!r} is not in {key}.runs")
-    if task.check_report:
-        task.check_report(report)
 
 
 def _dotted(path) -> str:
@@ -526,6 +531,7 @@ def data_jobs(cfg: dict) -> dict[tuple[str, str], dict]:
         owner.setdefault(key, task)
         for part in data_parts(cfg, task):
             spec = {"task": owner[key], "task_module": cfg["tasks"][owner[key]].get("module"), "part": part}
+            spec["manifest"] = manifest_datasets(data)
             jobs.setdefault((key, part), canonical({**spec, "data": data, "root_key": key}))
     return jobs
 
@@ -561,8 +567,11 @@ def evaluation_spec(cfg: dict, task: str, manifest: dict | None = None) -> dict:
 
 
 def report_spec(cfg: dict, task: str) -> dict:
-    """What the table and figure jobs need: the report block and the runs it is about."""
+    """What the table and figure jobs need, resolved (defaults written out, so report code repeats
+    none): the report block, the runs it is about, the data and evaluation blocks through their
+    dataclasses, and each metric's direction (Task.directions)."""
     t = cfg["tasks"][task]
+    package = get_task(task, t.get("module"))
     init_child = [r for r in t["runs"] if run_init(cfg, *r.split("/")) == "child"]
     return canonical(
         {
@@ -575,8 +584,9 @@ def report_spec(cfg: dict, task: str) -> dict:
             "report": t["report"],
             "parent_arch": t["parent"]["arch"],
             "child_arch": t["child"]["arch"],
-            "evaluation": t["evaluation"],
-            "data": t["data"],
+            "evaluation": resolved(dataclass_from(package.eval_config, t["evaluation"], f"tasks.{task}.evaluation")),
+            "data": resolved_data(cfg, task, t["data"]),
+            "directions": package.directions(),
         }
     )
 

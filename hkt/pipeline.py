@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from hkt import config as C
+from hkt.conventions import WEIGHTS
 from hkt.fields import dataclass_from
 from hkt.io import atomic_path, atomic_torch_save, atomic_write_json, download, verify_checksum
 from hkt.methods import load_method, make_params
@@ -31,7 +32,6 @@ from hkt.tasks import build_model, get_task
 from hkt.timing import inference_ms_per_input
 from hkt.train import CHECKPOINT, TrainResult, train
 
-WEIGHTS = {"parent": "parent.pt", "run": "child.pt"}
 METHOD_STATE = "method.pt"  # the whole method (child and its trainable extras) for the next stage
 RESULT_COLUMNS = [
     "task",

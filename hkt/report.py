@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from hkt import stats
+from hkt.conventions import PARENT_RUN, real_dataset, run_name
 from hkt.io import atomic_path, atomic_write_text
 
 SCALE_NOTE = {
@@ -49,7 +50,7 @@ class Column:
 
 def paper_dataset(dataset: str) -> str:
     """The paper's name for a suite dataset: generated stand-ins stand for the real dataset."""
-    return dataset.removesuffix("-generated")
+    return real_dataset(dataset)
 
 
 def paper_table(
@@ -176,7 +177,7 @@ def compare(
     lines = []
     for control in controls:
         for run, values in runs.items():
-            if run == control or run == "parent/default" or control not in runs:
+            if run == control or run == run_name(*PARENT_RUN) or control not in runs:
                 continue
             lines.append(
                 {"run": run, "control": control, "metric": metric, "split": split,
@@ -280,11 +281,9 @@ def to_latex(caption: str, scale: str, cols: list[str], body: list[list[str]]) -
 # The comparisons table every task can list (tasks.<task>.report.tables.comparisons)
 # ---------------------------------------------------------------------------------------------
 def metric_direction(spec: dict, metric: str) -> str:
-    """ "max" or "min": whether higher is better for `metric` of the spec's task (Task.metrics)."""
-    from hkt.tasks import get_task
-
-    task = get_task(spec["task"], spec.get("task_module"))
-    return task.directions().get(metric, "max")
+    """ "max" or "min": whether higher is better for `metric` of the spec's task (its resolved
+    `directions`, Task.directions)."""
+    return spec["directions"].get(metric, "max")
 
 
 def comparisons_table(inp, outs: dict) -> pd.DataFrame:
@@ -348,49 +347,6 @@ def read_paper(paths) -> pd.DataFrame:
     literature's (other papers' numbers, e.g. the CIFAR-100 rows), in one frame."""
     paths = [paths] if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__") else list(paths)
     return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
-
-
-def report_input(spec: dict, metrics_csv, paper_csv, model_dirs: dict | None = None):
-    """The ReportInput of a table or figure job, and the task that makes it."""
-    from pathlib import Path
-
-    from hkt.tasks import ReportInput, get_task
-
-    curves = {key: pd.read_csv(Path(d) / "curve.csv") for key, d in (model_dirs or {}).items()}
-    inp = ReportInput(
-        spec=spec,
-        results=pd.read_csv(metrics_csv),
-        paper=read_paper(paper_csv),
-        curves=curves,
-        model_dirs=dict(model_dirs or {}),
-    )
-    return inp, get_task(spec["task"], spec.get("task_module"))
-
-
-def load_shown_models(inp, shown: dict) -> dict:
-    """The models a figure runs, in eval mode on `figure_device()`: `shown` maps a display name to
-    (method, variant, seed), seed None for any; each comes from the report's model directories,
-    built in the architecture its meta.json records (so a method that brings its own architecture
-    is shown as trained) and loaded with strict keys. Names without a model directory are left out."""
-    import json
-    from pathlib import Path
-
-    from hkt.models import load_checkpoint
-    from hkt.pipeline import WEIGHTS
-    from hkt.tasks import build_model, get_task
-
-    task = get_task(inp.spec["task"], inp.spec.get("task_module"))
-    nets = {}
-    for name, (method, variant, seed) in shown.items():
-        key = next((k for k in inp.model_dirs if k[:2] == (method, variant) and seed in (None, k[2])), None)
-        if key is None:
-            continue
-        folder = Path(inp.model_dirs[key])
-        trained = json.loads((folder / "meta.json").read_text())["spec"]
-        model = build_model(task, trained["arch"])
-        load_checkpoint(model, folder / WEIGHTS[trained["role"]])
-        nets[name] = model.eval().to(figure_device())
-    return nets
 
 
 def figure_device():

@@ -11,7 +11,7 @@ from importlib.metadata import version
 import numpy
 import torch
 
-from hkt.config import ROOT
+from hkt.conventions import ROOT
 
 REWRITTEN_OUTPUTS = ("results/bench", "results/frozen")  # committed, and rewritten by rules
 

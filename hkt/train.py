@@ -222,9 +222,9 @@ def step_function(method: Method, model, params: list, optimizer, schedule: Sche
     forward = torch.compile(model) if schedule.compile else model
 
     def step(x, y):
-        x = _to(x, device, channels_last=schedule.channels_last)
+        x = to_device(x, device, channels_last=schedule.channels_last)
         with autocast:
-            loss, parts = forward(x, _to(y, device))
+            loss, parts = forward(x, to_device(y, device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if schedule.grad_clip is not None:
@@ -251,13 +251,13 @@ def _shard(value, rank: int, world: int):
     return type(value)(_shard(v, rank, world) for v in value)
 
 
-def _to(value, device, *, channels_last: bool = False):
+def to_device(value, device, *, channels_last: bool = False):
     if isinstance(value, torch.Tensor):
         value = value.to(device, non_blocking=True)
         if channels_last and value.dim() == 4:
             value = value.contiguous(memory_format=torch.channels_last)
         return value
-    return type(value)(_to(v, device, channels_last=channels_last) for v in value)
+    return type(value)(to_device(v, device, channels_last=channels_last) for v in value)
 
 
 def _evaluate(method, validate, state, select, optimizer, log):

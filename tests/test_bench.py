@@ -65,7 +65,8 @@ def test_the_suites_batches_are_timed_against_a_dataloader_loop_and_copies_run_a
 
 def test_the_dataloader_loop_makes_batches_like_the_suites_from_the_same_files(tiny_data):
     """Same files, shapes, dtype and normalisation: the loops differ in where the work runs."""
-    from hkt.tasks.cifar10 import TASK, training
+    from hkt.tasks.cifar10 import TASK
+    from hkt.tasks.cifar10.data import training
 
     cfg = C.validate(tiny_config(tiny_data))
     data = C.task_config(TASK, cfg["tasks"]["cifar10"]["data"], "data")

@@ -119,7 +119,7 @@ BAD = [
     (
         "unknown task",
         lambda f: f.assign(task=["imagenet"] + ["cifar10"] * (len(f) - 1)),
-        r"line 2: unknown task 'imagenet'",
+        r"line 2: task 'imagenet': cannot import",
     ),
     (
         "unknown metric",
@@ -165,7 +165,7 @@ def test_the_frozen_smoke_reproduction_matches_its_manifest_and_covers_every_tas
 def test_hkt_compare_runs_from_the_command_line_on_the_frozen_results(tmp_path):
     shutil.copy(FROZEN / "lits_metrics.csv", tmp_path / "new.csv")
     out = subprocess.run(
-        [sys.executable, "-m", "hkt.compare", "compare", str(tmp_path / "new.csv"), "--frozen", str(FROZEN),
+        [sys.executable, "-m", "hkt.cli", "compare", str(tmp_path / "new.csv"), "--frozen", str(FROZEN),
          "--out", str(tmp_path / "vs"), "--all"],
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -175,7 +175,7 @@ def test_hkt_compare_runs_from_the_command_line_on_the_frozen_results(tmp_path):
     assert "nan" not in md.lower()
     # the default question: nothing of the file is new
     out = subprocess.run(
-        [sys.executable, "-m", "hkt.compare", "compare", str(tmp_path / "new.csv"), "--frozen", str(FROZEN)],
+        [sys.executable, "-m", "hkt.cli", "compare", str(tmp_path / "new.csv"), "--frozen", str(FROZEN)],
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert "nothing to compare: name your runs with --runs" in out.stdout

@@ -11,9 +11,9 @@ import torch
 import torchvision
 
 from hkt.io import COMPLETE, safe_extract
-from hkt.tasks.cifar10 import Batches
-from hkt.tasks.cifar10 import data as D
-from hkt.tasks.cifar10 import stored as S
+from hkt.tasks.cifar10 import data as S
+from hkt.tasks.cifar10 import prepare as D
+from hkt.tasks.cifar10.data import Batches
 
 
 def md5(path):

@@ -85,11 +85,11 @@ def test_a_data_job_prepares_its_dataset_offline_from_the_archive_the_download_r
     with pytest.raises(
         FileNotFoundError, match=r"archives/MPI-Sintel-complete\.zip: missing, and this job runs offline"
     ):
-        prepare.prepare(data, part="sintel", allow_network=False)
+        prepare.prepare_data(data, part="sintel", allow_network=False)
     (wanted,) = prepare.downloads(data, "sintel")
     assert Path(wanted.path) == tmp_path / "flow" / "archives" / "MPI-Sintel-complete.zip" and not wanted.checksums
     pipeline.fetch(Download(source.as_uri(), wanted.path, {}), log=lambda m: None)  # the local rule's work
-    record = prepare.prepare(data, part="sintel", allow_network=False)
+    record = prepare.prepare_data(data, part="sintel", allow_network=False)
     assert list(record) == ["sintel"] and record["sintel"]["pairs"] == len(open_dataset(generated, "sintel"))
     assert prepare.downloads(data, "sintel") == []  # in place now: nothing more to fetch
     shutil.rmtree(generated)
@@ -102,7 +102,7 @@ def test_every_flow_source_the_code_fetches_or_names_is_in_the_manifest():
         assert listed["manual"] == entry["manual"], name
         for url, _ in entry.get("files", []):
             assert url in {e.get("url") for e in manifest.values()}, url
-    from hkt.tasks.cifar10.data import LAYOUTS
+    from hkt.tasks.cifar10.prepare import LAYOUTS
 
     for name, layout in LAYOUTS.items():  # the manifest states what torchvision's readers check
         assert (manifest[name]["url"], manifest[name]["md5"]) == (layout.url, layout.archive_md5)

@@ -62,7 +62,7 @@ def test_a_feature_map_method_learns_and_hkt_compare_ranks_it_against_the_baseli
     acc = m[(m.metric == "top1_acc") & (m.split == "test") & (m.method == "attention_transfer")]["value"]
     assert len(acc) == 2 and acc.min() > 40  # chance is 10 %
     out = subprocess.run(
-        [sys.executable, "-m", "hkt.compare", "compare", "results/cifar10/metrics.csv", "--frozen",
+        [sys.executable, "-m", "hkt.cli", "compare", "results/cifar10/metrics.csv", "--frozen",
          str(C.ROOT / "results" / "frozen" / "smoke"), "--out", "results/compare/mine"],
         cwd=dag, capture_output=True, text=True,
     )  # fmt: skip

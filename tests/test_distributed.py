@@ -6,8 +6,9 @@ import pandas as pd
 import torch
 from conftest import run_spec
 
-from hkt.cli import launch
-from hkt.models import build_cifar_resnet, load_checkpoint
+from hkt.launch import launch
+from hkt.models import load_checkpoint
+from hkt.tasks.cifar10.models import build as build_cifar_resnet
 
 
 def test_two_gloo_processes_write_what_one_process_writes(trained, tmp_path):

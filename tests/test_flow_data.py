@@ -88,7 +88,7 @@ def test_download_fetches_extracts_and_arranges_sintel_and_chairs_and_checks_the
     for manual in ("FlyingThings3D", "KittiFlow", "hd1k"):  # placed by hand, as the error message asks
         shutil.copytree(generated / manual, root / manual)
     data = DataConfig(root=str(root), source="download", val_scenes=("scene_0",))
-    record = prepare.prepare(data)
+    record = prepare.prepare_data(data)
     assert record["sintel"]["pairs"] == len(open_dataset(generated, "sintel"))
     assert record["chairs"]["pairs"] == len(open_dataset(generated, "chairs"))
     assert (root / "archives" / "MPI-Sintel-complete.zip.sha256").exists()  # no published sum: recorded
@@ -97,12 +97,12 @@ def test_download_fetches_extracts_and_arranges_sintel_and_chairs_and_checks_the
         f.write(b"tampered")
     shutil.copy(sintel, root / "archives" / "MPI-Sintel-complete.zip")
     with pytest.raises(ValueError, match=r"MPI-Sintel-complete\.zip: sha256 .* does not match"):
-        prepare.prepare(data)
+        prepare.prepare_data(data)
 
 
 def test_a_dataset_that_needs_registration_is_never_fetched_and_offline_nothing_is(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"FlyingThings3D"):
         prepare._fetch(tmp_path, "things", allow_network=True)
     with pytest.raises(FileNotFoundError, match=r"FlyingChairs"):
-        prepare.prepare(DataConfig(root=str(tmp_path), source="download", val_scenes=("x",)), allow_network=False)
+        prepare.prepare_data(DataConfig(root=str(tmp_path), source="download", val_scenes=("x",)), allow_network=False)
     assert not (tmp_path / "archives").exists()

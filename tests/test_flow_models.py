@@ -49,7 +49,7 @@ PAPER_PAIR = (torch.rand(1, 3, 128, 128) * 2 - 1, torch.rand(1, 3, 128, 128) * 2
 
 
 def _paper_hkt(stages: int, leaves=None, **extra):
-    module = load_method("hkt.method")
+    module = load_method("hkt.hereditary")
     params = make_params(module, {"stages": stages, "inherit_loss": "sequence", "extractor": "conv", **extra})
     torch.manual_seed(0)
     child, parent = models.build("raft_small"), models.build("raft_large")
@@ -115,7 +115,7 @@ def test_the_authors_head_path_keeps_the_parents_own_feature_maps_where_nothing_
 
 
 def _hkt(stages: int, **extra):
-    module = load_method("hkt.method")
+    module = load_method("hkt.hereditary")
     params = make_params(module, {"stages": stages, "inherit_loss": "sequence", "lambda": 0.6, **extra})
     torch.manual_seed(0)
     child, parent = models.build("raft_smoke_small"), models.build("raft_smoke_large")

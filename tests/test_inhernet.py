@@ -12,10 +12,10 @@ from conftest import REPO, parent_spec, quiet, run_spec, train_run
 
 from baselines import inhernet as I
 from hkt import config as C
-from hkt import pipeline, report
+from hkt import pipeline
 from hkt.methods import load_method
 from hkt.models import load_checkpoint
-from hkt.tasks import ReportInput, build_model, get_task
+from hkt.tasks import ReportInput, build_model, get_task, load_shown_models
 
 CIFAR = get_task("cifar10")
 ARCH = "baselines.inhernet:resnet20@budget=resnet8,heads=2"
@@ -122,7 +122,7 @@ def test_trained_through_the_workflow_the_deployed_network_loads_into_its_bare_a
     )
     assert set(table.metric) >= {"top1_acc", "params_m", "inference_ms"}
     # figures that run models (flow Figure 4, LiTS overlays) show it in its own architecture
-    shown = report.load_shown_models(
+    shown = load_shown_models(
         ReportInput(
             spec={"task": "cifar10"},
             results=None,

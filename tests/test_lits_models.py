@@ -82,7 +82,7 @@ def test_the_authors_head_path_runs_with_the_parents_own_skip_connections(stages
     from hkt.methods import load_method, make_params
     from hkt.tasks.lits import TASK
 
-    module = load_method("hkt.method")
+    module = load_method("hkt.hereditary")
     params = make_params(module, {"stages": stages, "inherit_loss": "segmentation", "head_query": "child"})
     torch.manual_seed(0)
     x = _patch((1, 1, 3, 64, 64))

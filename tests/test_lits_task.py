@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from hkt.methods import load_method, make_params
-from hkt.tasks.lits import TASK, segmentation_loss, volumes
+from hkt.tasks.lits import TASK, volumes
 from hkt.tasks.lits import data as D
+from hkt.tasks.lits import prepare as P
+from hkt.tasks.lits.metrics import predict_labels, segmentation_loss, sliding_window
 
 
 def _config(tmp_path, **over) -> D.DataConfig:
@@ -91,10 +93,10 @@ def test_the_sliding_window_covers_a_volume_that_is_no_multiple_of_the_window():
     def model(x):  # per-voxel logits: averaging overlapping windows must give them back exactly
         return torch.cat([x, 1 - x, 0 * x], dim=1)
 
-    logits = D.sliding_window(model, volume, (6, 32, 32), overlap=0.5)
+    logits = sliding_window(model, volume, (6, 32, 32), overlap=0.5)
     assert logits.shape == (3, 11, 40, 72)
     torch.testing.assert_close(logits[0], volume)
-    assert D.predict_labels(model, volume, (6, 32, 32)).shape == (11, 40, 72)
+    assert predict_labels(model, volume, (6, 32, 32)).shape == (11, 40, 72)
 
 
 def test_the_segmentation_loss_is_small_for_confident_right_answers_and_large_otherwise():
@@ -106,7 +108,7 @@ def test_the_segmentation_loss_is_small_for_confident_right_answers_and_large_ot
 
 @pytest.mark.parametrize("stages", [2, 3])
 def test_hkt_trains_the_child_through_the_frozen_parent(stages):
-    module = load_method("hkt.method")
+    module = load_method("hkt.hereditary")
     params = make_params(module, {"stages": stages, "inherit_loss": "segmentation"})
     torch.manual_seed(0)
     child, parent = TASK.build_model("pocketnet_smoke"), TASK.build_model("hdenseunet_smoke")
@@ -145,7 +147,7 @@ def test_the_decathlon_archive_is_md5_checked_extracted_and_mapped_to_the_lits_l
 
     archive = _decathlon_tar(tmp_path)
     entry = {"url": archive.as_uri(), "md5": file_digest(archive, "md5"), "place_at": str(tmp_path / "a" / "T.tar")}
-    monkeypatch.setattr(D, "archive_entry", lambda name: entry)
+    monkeypatch.setattr(P, "archive_entry", lambda name: entry)
     data = dataclasses.replace(_config(tmp_path), source="download", generated=None)
     record = TASK.prepare_data(data, allow_network=True)
     assert record["cases"] == 5 and volumes.check_layout(data.root) == [0, 1, 2, 3, 4]
@@ -155,7 +157,7 @@ def test_an_archive_failing_its_md5_is_refused_and_nothing_is_extracted(tmp_path
     archive = _decathlon_tar(tmp_path)
     place = tmp_path / "a" / "T.tar"
     monkeypatch.setattr(
-        D, "archive_entry", lambda name: {"url": archive.as_uri(), "md5": "0" * 32, "place_at": str(place)}
+        P, "archive_entry", lambda name: {"url": archive.as_uri(), "md5": "0" * 32, "place_at": str(place)}
     )
     data = dataclasses.replace(_config(tmp_path), source="download", generated=None)
     with pytest.raises(ValueError, match="md5"):

@@ -8,9 +8,9 @@ from conftest import REPO
 from hkt import config as C
 from hkt import genetic_attention
 from hkt.methods import load_method, make_params
-from hkt.models import build_cifar_resnet
 from hkt.tasks import build_model
 from hkt.tasks.cifar10 import TASK
+from hkt.tasks.cifar10.models import build as build_cifar_resnet
 
 CFG = C.load(REPO / "config" / "paper.yaml")  # the widest list of variants
 CFG["tasks"]["cifar10"]["parent"]["arch"], CFG["tasks"]["cifar10"]["child"]["arch"] = "resnet14", "resnet8"

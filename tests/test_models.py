@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from hkt import models
-from hkt.models import count_parameters, load_checkpoint, resnet20, resnet110
+from hkt.models import count_parameters, load_checkpoint
+from hkt.tasks.cifar10 import models as cifar_models
+from hkt.tasks.cifar10.models import resnet20, resnet110
 
 
 def test_parameter_counts_match_the_paper_and_the_public_release():
@@ -85,7 +87,7 @@ def test_save_then_load_round_trip(tmp_path):
 
 def test_unknown_architecture_is_named():
     with pytest.raises(ValueError, match="unknown CIFAR ResNet 'resnet21'"):
-        models.build_cifar_resnet("resnet21")
+        cifar_models.build("resnet21")
 
 
 @pytest.mark.parametrize("mode", [True, False])

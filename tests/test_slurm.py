@@ -164,7 +164,7 @@ def parent_steps_per_second(threads: int = 1) -> float:
     import torch
     import torch.nn.functional as F
 
-    from hkt.models import build_cifar_resnet
+    from hkt.tasks.cifar10.models import build as build_cifar_resnet
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)  # the training job's threads

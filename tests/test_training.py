@@ -14,8 +14,9 @@ from conftest import REPO, parent_spec, quiet, run_spec, train_run
 
 from hkt import config as C
 from hkt import pipeline
-from hkt.models import build_cifar_resnet, load_checkpoint
+from hkt.models import load_checkpoint
 from hkt.signals import PREEMPTED_EXIT_CODE
+from hkt.tasks.cifar10.models import build as build_cifar_resnet
 from hkt.train import CHECKPOINT
 
 DRIVER = textwrap.dedent("""

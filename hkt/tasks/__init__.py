@@ -56,6 +56,18 @@ class BenchData(NamedTuple):
     infer_batch: int  # inputs in infer_input (time is reported per input)
 
 
+def deferred(module: str, name: str) -> Callable:
+    """`module.name`, imported at its first call. A task package's `__init__` names its parts this
+    way where they import what most jobs never need (torchvision's dataset readers to prepare data,
+    matplotlib to draw): a training job then starts without them."""
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__, call.__qualname__ = name, f"{module}.{name}"
+    return call
+
+
 def call(model: nn.Module, x):
     """Run a model on a training input as methods do: one argument, tensor or tuple."""
     return model(x)
@@ -113,7 +125,6 @@ class Task:
     # -- reports ------------------------------------------------------------------------------
     tables: Mapping[str, Callable] = field(default_factory=dict)  # name -> fn(ReportInput, {csv, md, tex: path})
     figures: Mapping[str, Callable] = field(default_factory=dict)  # name -> fn(ReportInput, png path)
-    check_report: Callable[[dict], None] | None = None  # validates tasks.<name>.report beyond the schema
     # validates the whole block tasks.<name> where keys depend on each other (ValueError naming
     # the key below tasks.<name>)
     check_config: Callable[[dict], None] | None = None
@@ -178,3 +189,51 @@ def get_task(name: str, module: str | None = None) -> Task:
     # A config block may use another name with an explicit module (e.g. one block per training
     # regime of the same task); results then carry the block's name.
     return task
+
+
+# ---------------------------------------------------------------------------------------------
+# What table and figure jobs receive (workflow/scripts/table.py, figure.py)
+# ---------------------------------------------------------------------------------------------
+def report_input(spec: dict, metrics_csv, paper_csv, model_dirs: dict | None = None):
+    """The ReportInput of a table or figure job, and the task that makes it."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from hkt.report import read_paper
+
+    curves = {key: pd.read_csv(Path(d) / "curve.csv") for key, d in (model_dirs or {}).items()}
+    inp = ReportInput(
+        spec=spec,
+        results=pd.read_csv(metrics_csv),
+        paper=read_paper(paper_csv),
+        curves=curves,
+        model_dirs=dict(model_dirs or {}),
+    )
+    return inp, get_task(spec["task"], spec.get("task_module"))
+
+
+def load_shown_models(inp, shown: dict) -> dict:
+    """The models a figure runs, in eval mode on `figure_device()`: `shown` maps a display name to
+    (method, variant, seed), seed None for any; each comes from the report's model directories,
+    built in the architecture its meta.json records (so a method that brings its own architecture
+    is shown as trained) and loaded with strict keys. Names without a model directory are left out."""
+    import json
+    from pathlib import Path
+
+    from hkt.conventions import WEIGHTS
+    from hkt.models import load_checkpoint
+    from hkt.report import figure_device
+
+    task = get_task(inp.spec["task"], inp.spec.get("task_module"))
+    nets = {}
+    for name, (method, variant, seed) in shown.items():
+        key = next((k for k in inp.model_dirs if k[:2] == (method, variant) and seed in (None, k[2])), None)
+        if key is None:
+            continue
+        folder = Path(inp.model_dirs[key])
+        trained = json.loads((folder / "meta.json").read_text())["spec"]
+        model = build_model(task, trained["arch"])
+        load_checkpoint(model, folder / WEIGHTS[trained["role"]])
+        nets[name] = model.eval().to(figure_device())
+    return nets

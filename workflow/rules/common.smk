@@ -8,14 +8,21 @@ from functools import lru_cache
 sys.path.insert(0, workflow.basedir)  # the suite runs from its checkout, installed or not
 
 from hkt import config as C
-from hkt.pipeline import WEIGHTS
+from hkt.conventions import PAPER_CLAIMS, WEIGHTS
 
-try:
-    C.validate(config)
-except ValueError as err:
-    raise WorkflowError(f"invalid configuration: {err}") from None
+# Validated where the DAG is planned; a cluster job's own Snakemake (`--mode remote`, twice per SLURM
+# job) reads the same configuration and skips it: every method and task package imported and
+# every architecture built again cost each job seconds of its start.
+if not workflow.remote_exec:
+    try:
+        C.validate(config)
+    except ValueError as err:
+        raise WorkflowError(f"invalid configuration: {err}") from None
 
 RUNS = "results/runs"
+# the configuration file the DAG runs on (the last --configfile, else the default), for the commands
+# that read a block's task package and controls from it (`hkt compare`, `hkt freeze`)
+CONFIG_FILE = (workflow.configfiles or ["config/config.yaml"])[-1]
 SEEDS = config["seeds"]
 MANIFEST = C.manifest_for(config)
 

@@ -8,6 +8,7 @@ rule table:
     input:
         metrics="results/{task}/metrics.csv",
         paper=list(C.PAPER_FILES),
+        claims=PAPER_CLAIMS,  # the paper's claims in words (flow's ablation table reads them)
     output:
         csv="results/tables/{task}/{name}.csv",
         md="results/tables/{task}/{name}.md",
@@ -98,10 +99,11 @@ rule freeze:
     params:
         python=sys.executable,
         out=lambda w, output: os.path.dirname(output[0]),
+        config=CONFIG_FILE,
     log:
         "logs/freeze.log",
     shell:
-        "{params.python} -m hkt.compare freeze {input} --out {params.out} > {log} 2>&1"
+        "{params.python} -m hkt.cli freeze {input} --out {params.out} --config {params.config} > {log} 2>&1"
 
 
 # The runs that the frozen reproduction of the same scale lacks (a method you added) against the
@@ -120,11 +122,12 @@ rule compare:
     params:
         python=sys.executable,
         frozen=f"results/frozen/{config['scale']}",
+        config=CONFIG_FILE,
         out=lambda w, output: output.csv.removesuffix(".csv"),
     log:
         "logs/compare.log",
     shell:
-        "{params.python} -m hkt.compare compare {input} --frozen {params.frozen} --out {params.out} > {log} 2>&1"
+        "{params.python} -m hkt.cli compare {input} --frozen {params.frozen} --out {params.out} --config {params.config} > {log} 2>&1"
 
 
 # Not part of `all`: run it alone so that nothing else competes for the processor. Every task

@@ -8,7 +8,7 @@ from hkt import signals
 signals.catch()  # first: SLURM's pre-timeout warning may arrive while the job is still starting
 sys.stdout = sys.stderr = open(snakemake.log[0], "a", buffering=1)
 
-from hkt.cli import launch
+from hkt.launch import launch
 
 init = snakemake.input.get("init")
 code = launch(

@@ -1,318 +1,254 @@
-"""CIFAR-10 and CIFAR-100 on disk: the real archives, generated stand-ins in the same layouts, and
-loading.
+"""CIFAR-10 and CIFAR-100 as training and evaluation read them: the configuration
+(tasks.<block>.data and .evaluation), the prepared tensors (train.pt / test.pt, verified against
+the manifest that preparation wrote), the fixed train/validation split, and augmented batches as a
+pure function of (seed, step).
 
-Both sources end in the python-pickle layout of the official archive,
-
-    <root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}     (CIFAR-10)
-    <root>/cifar-100-python/{train, test, meta}                                 (CIFAR-100)
-
-which torchvision's CIFAR10 / CIFAR100 readers decode after checking every file's md5 (for the
-real data, torchvision's published sums). Preprocessing then stores the decoded images once as
-uint8 tensors (train.pt, test.pt) so that training jobs neither unpickle nor import torchvision,
-and writes `manifest.json` last (its presence means complete) with the md5 of every source file
-and the sha256 of every tensor file, which loading verifies.
+Training and evaluation jobs import neither torchvision nor pickle readers (those are
+preparation's, hkt.tasks.cifar10.prepare): the tensors load with `weights_only=True`.
 """
 
 from __future__ import annotations
 
-import pickle
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-import torchvision  # only data preparation imports this module: loading lives in hkt.tasks.cifar10.stored
+import torch.nn.functional as F
 
-from hkt.io import atomic_path, atomic_torch_save, atomic_write_json, download, file_digest, safe_extract
+from hkt.fields import dataclass_from
+from hkt.io import verify_checksum
+from hkt.tasks import BenchData, EvaluationData, TrainingData
+from hkt.tasks.cifar10.metrics import accuracy
+from hkt.tasks.cifar10.models import DATASET_CLASSES, classes_of, normalize
+
+MANIFEST = "manifest.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration (tasks.<block>.data and .evaluation)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Generated:
+    n_train: int
+    n_test: int
+    seed: int
+    noise: float = 0.1
+    distractors: int = 2
+
+    def __post_init__(self):
+        if min(self.n_train, self.n_test) < 10 or self.seed < 0 or self.noise < 0 or self.distractors < 0:
+            raise ValueError("n_train and n_test must be >= 10, seed, noise and distractors >= 0")
 
 
 @dataclass(frozen=True)
-class Layout:
-    """One official release, as torchvision's reader class describes it."""
+class DataConfig:
+    source: str  # generated | download
+    root: str
+    val_size: int  # held out of the training files for model selection
+    split_seed: int
+    resolution: int  # 32 = native CIFAR
+    crop_padding: int
+    mean: tuple
+    std: tuple
+    generated: Generated | None = None
+    dataset: str = "cifar10"  # cifar10 | cifar100
 
-    reader: type  # torchvision.datasets.CIFAR10 or CIFAR100
-    classes: int
-    label_key: str  # the label list in each pickled batch
-    name: str
-
-    @property
-    def url(self) -> str:
-        return self.reader.url
-
-    @property
-    def archive(self) -> str:
-        return self.reader.filename
-
-    @property
-    def archive_md5(self) -> str:
-        return self.reader.tgz_md5
-
-    @property
-    def folder(self) -> str:
-        return self.reader.base_folder
-
-    @property
-    def train_files(self) -> list[str]:
-        return [name for name, _ in self.reader.train_list]
-
-    @property
-    def test_files(self) -> list[str]:
-        return [name for name, _ in self.reader.test_list]
-
-    @property
-    def meta(self) -> dict:
-        return self.reader.meta
-
-    @property
-    def official_md5(self) -> dict:
-        return {name: md5 for name, md5 in self.reader.train_list + self.reader.test_list} | {
-            self.meta["filename"]: self.meta["md5"]
-        }
+    def __post_init__(self):
+        if self.dataset not in DATASET_CLASSES:
+            raise ValueError(f"dataset must be one of {sorted(DATASET_CLASSES)}, got {self.dataset!r}")
+        if self.source not in ("generated", "download"):
+            raise ValueError(f"source must be 'generated' or 'download', got {self.source!r}")
+        if self.source == "generated":
+            if self.generated is None:
+                raise ValueError("generated: required when source is 'generated'")
+            if isinstance(self.generated, dict):
+                object.__setattr__(self, "generated", dataclass_from(Generated, self.generated, "generated"))
+            if self.val_size >= self.generated.n_train:
+                raise ValueError("val_size: must be smaller than generated.n_train")
+        if not 8 <= self.resolution <= 32 or self.crop_padding < 0 or self.val_size < 1 or self.split_seed < 0:
+            raise ValueError("resolution must lie in [8, 32], crop_padding >= 0, val_size >= 1, split_seed >= 0")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("mean and std need three values each, std > 0")
 
 
-LAYOUTS = {
-    "cifar10": Layout(torchvision.datasets.CIFAR10, 10, "labels", "CIFAR-10"),  # archive md5 c58f3010...
-    "cifar100": Layout(torchvision.datasets.CIFAR100, 100, "fine_labels", "CIFAR-100"),  # eb9058c3...
-}
-CIFAR10 = LAYOUTS["cifar10"]
-URL, ARCHIVE, ARCHIVE_MD5, FOLDER = CIFAR10.url, CIFAR10.archive, CIFAR10.archive_md5, CIFAR10.folder
-TRAIN_FILES, TEST_FILES, META_FILE = CIFAR10.train_files, CIFAR10.test_files, CIFAR10.meta["filename"]
-OFFICIAL_MD5 = CIFAR10.official_md5
-MANIFEST = "manifest.json"
-TENSORS = {"train": "train.pt", "test": "test.pt"}
-CLASSES = ["disk", "square", "triangle", "ring", "plus", "cross", "two-bars", "two-pillars", "diamond", "frame"]
+@dataclass(frozen=True)
+class EvalConfig:
+    batch_size: int
+    timing: dict  # {batch_size, warmup, repeats}
+    published: tuple = ()  # data/MANIFEST.yaml checkpoints scored as they are
+
+    def __post_init__(self):
+        if self.batch_size < 1 or self.timing.get("batch_size", 0) < 1:
+            raise ValueError("batch_size and timing.batch_size must be >= 1")
+
+
+def dataset_name(data: DataConfig) -> str:
+    return data.dataset if data.source == "download" else f"{data.dataset}-generated"
+
+
+def check_config(block: dict) -> None:
+    """The models' outputs must match the dataset's classes (a mismatch would fail only at the
+    first training step, with an index error)."""
+    dataset = (block.get("data") or {}).get("dataset", "cifar10")
+    for role in ("parent", "child"):
+        arch = block[role]["arch"]
+        if DATASET_CLASSES.get(dataset) != classes_of(arch):
+            raise ValueError(
+                f"{role}.arch: {arch!r} has {classes_of(arch)} outputs, but data.dataset {dataset!r} has "
+                f"{DATASET_CLASSES.get(dataset)} classes (name it {dataset}_{arch.rpartition('_')[2]})"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
-# The real dataset
+# The prepared tensors
 # ---------------------------------------------------------------------------------------------
-def prepare_download(
-    root: str | Path,
-    *,
-    dataset: str = "cifar10",
-    url: str | None = None,
-    archive_md5: str | None = None,
-    file_md5: dict | None = None,
-    allow_network: bool = True,
-) -> Path:
-    """Fetch (or reuse) the official archive, verify it, extract it safely, write the manifest.
+def read_manifest(root: str | Path) -> dict:
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the dataset at {root} was never prepared completely")
+    return json.loads(path.read_text())
 
-    `url`, `archive_md5` and `file_md5` default to the official release of `dataset`; tests
-    point them at a local archive.
+
+def load_split(root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """All images of the train or test files as uint8 (N, 3, 32, 32) and int64 labels."""
+    root = Path(root)
+    entry = read_manifest(root)["tensors"]["train" if train else "test"]
+    path = root / entry["file"]
+    verify_checksum(path, sha256=entry["sha256"])
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    return stored["images"], stored["labels"]
+
+
+def split_train_val(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed train/validation partition of the training files (45k/5k at paper scale)."""
+    if not 0 < val_size < n:
+        raise ValueError(f"val_size must lie in (0, {n}), got {val_size}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[val_size:].sort().values, order[:val_size].sort().values
+
+
+def resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Area-downsample uint8 images once at load (the embedded default trains at 16x16)."""
+    if images.shape[-1] == resolution:
+        return images
+    out = F.interpolate(images.float(), size=(resolution, resolution), mode="area")
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def load_train_val(data: DataConfig):
+    images, labels = load_split(data.root, train=True)
+    train_idx, val_idx = split_train_val(len(images), data.val_size, data.split_seed)
+    images = resize(images, data.resolution)
+    return images[train_idx], labels[train_idx], images[val_idx], labels[val_idx]
+
+
+def load_test(data: DataConfig):
+    images, labels = load_split(data.root, train=False)
+    return resize(images, data.resolution), labels
+
+
+class Batches:
+    """Augmented training batches as a pure function of (seed, step).
+
+    Nothing here has state to checkpoint: the epoch permutation and the per-sample crop/flip
+    draws come from generators seeded by (seed, epoch) and (seed, step), so a resumed run sees
+    exactly the batches an uninterrupted one would. The draws are made on the CPU (a few hundred
+    numbers, the same on every device) and the images never leave the device that holds them:
+    with the images on a GPU, the gather, crop, flip and normalisation run there.
     """
-    root, layout = Path(root), LAYOUTS[dataset]
-    url = layout.url if url is None else url
-    archive_md5 = layout.archive_md5 if archive_md5 is None else archive_md5
-    file_md5 = layout.official_md5 if file_md5 is None else file_md5
-    archive = root / layout.archive
-    if not archive.exists() and not allow_network:
-        raise FileNotFoundError(_missing_message(root, layout))
-    try:
-        download(url, archive, md5=archive_md5)
-    except OSError as err:
-        raise FileNotFoundError(f"{err}\n{_missing_message(root, layout)}") from err
-    extracted = safe_extract(archive, root / "extracted")
-    for name, md5 in file_md5.items():
-        path = extracted / layout.folder / name
-        if not path.is_file() or file_digest(path, "md5") != md5:
-            raise ValueError(f"{path} is missing or does not match its published md5 {md5}")
-    return _link_and_record(root, extracted / layout.folder, layout, source="download", md5=file_md5)
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        seed: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        crop_padding: int,
+        flip: bool = True,
+    ):
+        if len(images) < batch_size:
+            raise ValueError(f"batch_size {batch_size} exceeds the {len(images)} training images")
+        self.images, self.labels = images, labels
+        self.batch_size, self.seed = batch_size, seed
+        self.pad, self.flip = crop_padding, flip
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1).to(images.device)
+        self.std = torch.tensor(std).view(1, 3, 1, 1).to(images.device)
+        self.per_epoch = len(images) // batch_size  # drop the last partial batch
+        self._epoch, self._order = -1, None
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, k = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(len(self.images), generator=g)
+            self._epoch, self._order = epoch, order.to(self.images.device)
+        idx = self._order[k * self.batch_size : (k + 1) * self.batch_size]
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + 500_009 + step)
+        x = self._augment(self.images[idx], g)
+        return normalize(x, self.mean, self.std), self.labels[idx]
+
+    def _augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b, _, h, w = x.shape
+        on = x.device
+        if self.pad:  # random crop from a zero-padded image, as torchvision's RandomCrop(padding)
+            padded = F.pad(x, (self.pad,) * 4)
+            oy = torch.randint(0, 2 * self.pad + 1, (b,), generator=g).to(on)
+            ox = torch.randint(0, 2 * self.pad + 1, (b,), generator=g).to(on)
+            rows = (oy[:, None] + torch.arange(h, device=on))[:, None, :, None]
+            cols = (ox[:, None] + torch.arange(w, device=on))[:, None, None, :]
+            batch, channel = torch.arange(b, device=on), torch.arange(3, device=on)
+            x = padded[batch[:, None, None, None], channel[None, :, None, None], rows, cols]
+        if self.flip:
+            flipped = (torch.rand(b, generator=g) < 0.5).to(on)
+            x = torch.where(flipped[:, None, None, None], x.flip(3), x)
+        return x
 
 
-def _missing_message(root: Path, layout: Layout) -> str:
-    return (
-        f"{layout.name} is not available. Download {layout.url} (md5 {layout.archive_md5}) and place it at "
-        f"{root / layout.archive}; the workflow verifies and extracts it."
-    )
+def _stats(data: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.tensor(data.mean).view(1, 3, 1, 1), torch.tensor(data.std).view(1, 3, 1, 1)
 
 
-# ---------------------------------------------------------------------------------------------
-# The generated stand-in used by the embedded default (no network)
-# ---------------------------------------------------------------------------------------------
-def generate_images(
-    n: int, seed: int, *, size: int = 32, noise: float = 0.1, distractors: int = 2, classes: int = 10
-) -> tuple[np.ndarray, np.ndarray]:
-    """Class-conditional images: one of ten shapes in a random colour, position, scale and
-    rotation, on a colour-gradient background with small distractor squares and pixel noise.
-    Colour carries no class information, so the networks must learn shape. With 100 classes
-    (the CIFAR-100 stand-in) class c is shape c % 10 on a background whose gradient points in
-    direction c // 10 of ten."""
-    if classes not in (10, 100):
-        raise ValueError(f"generated CIFAR data has 10 or 100 classes, not {classes}")
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
-    labels = rng.integers(0, classes, n)
-    images = np.empty((n, size, size, 3), np.float32)
-    for i, label in enumerate(labels):
-        radius = rng.uniform(0.17, 0.33) * size
-        cx, cy = rng.uniform(radius, size - radius, 2)
-        angle = rng.uniform(-0.35, 0.35)
-        dx, dy = xx - cx, yy - cy
-        u = (np.cos(angle) * dx + np.sin(angle) * dy) / radius
-        v = (-np.sin(angle) * dx + np.cos(angle) * dy) / radius
-        mask = _shape_mask(int(label) % 10, u, v)
-        background = rng.uniform(0, 1, 3)
-        colour = rng.uniform(0, 1, 3)
-        while np.abs(colour - background).sum() < 0.6:  # keep the shape visible
-            colour = rng.uniform(0, 1, 3)
-        tilt = rng.normal(0, 0.3, 2)
-        if classes == 100:  # the gradient's direction carries the tens of the label
-            direction = 2 * np.pi * (int(label) // 10) / 10 + rng.uniform(-0.15, 0.15)
-            tilt = 0.8 * np.array([np.cos(direction), np.sin(direction)])
-        image = background + (tilt[0] * (xx / size - 0.5) + tilt[1] * (yy / size - 0.5))[..., None]
-        image = np.where(mask[..., None], colour, image)
-        for _ in range(distractors):
-            side = rng.integers(2, 5)
-            px, py = rng.integers(0, size - side, 2)
-            image[py : py + side, px : px + side] = rng.uniform(0, 1, 3)
-        images[i] = image + rng.normal(0, noise, image.shape)
-    return (np.clip(images, 0, 1) * 255).round().astype(np.uint8), labels.astype(np.int64)
-
-
-def _shape_mask(label: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    w, r2 = 0.28, u**2 + v**2
-    inside = (abs(u) <= 1) & (abs(v) <= 1)
-    return [
-        r2 <= 1,  # disk
-        (abs(u) <= 0.8) & (abs(v) <= 0.8),  # square
-        (v <= 0.7) & (v >= -0.9 + 1.6 * abs(u)),  # triangle
-        (r2 <= 1) & (r2 >= 0.45),  # ring
-        ((abs(u) <= w) | (abs(v) <= w)) & inside,  # plus
-        ((abs(u - v) <= 1.4 * w) | (abs(u + v) <= 1.4 * w)) & (abs(u) <= 0.85) & (abs(v) <= 0.85),  # cross
-        ((abs(v - 0.45) <= w) | (abs(v + 0.45) <= w)) & (abs(u) <= 1),  # two bars
-        ((abs(u - 0.45) <= w) | (abs(u + 0.45) <= w)) & (abs(v) <= 1),  # two pillars
-        abs(u) + abs(v) <= 1,  # diamond
-        inside & ~((abs(u) <= 0.55) & (abs(v) <= 0.55)),  # frame
-    ][label]
-
-
-def prepare_generated(
-    root: str | Path,
-    *,
-    n_train: int,
-    n_test: int,
-    seed: int,
-    noise: float = 0.1,
-    distractors: int = 2,
-    dataset: str = "cifar10",
-) -> Path:
-    """Write a generated dataset in the official python-pickle layout of `dataset`."""
-    root, layout = Path(root), LAYOUTS[dataset]
-    folder = root / layout.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    kw = {"noise": noise, "distractors": distractors, "classes": layout.classes}
-    train_x, train_y = generate_images(n_train, seed, **kw)
-    test_x, test_y = generate_images(n_test, seed + 1, **kw)
-    chunks = np.array_split(np.arange(n_train), len(layout.train_files))
-    for k, (name, idx) in enumerate(zip(layout.train_files, chunks, strict=True)):
-        _write_batch(folder / name, train_x[idx], train_y[idx], f"training batch {k + 1} of {len(chunks)}", layout)
-    _write_batch(folder / layout.test_files[0], test_x, test_y, "testing batch 1 of 1", layout)
-    names = [f"{CLASSES[c % 10]}-{c // 10}" for c in range(layout.classes)] if layout.classes == 100 else CLASSES
-    meta = {layout.meta["key"]: names, "num_cases_per_batch": len(chunks[0]), "num_vis": 3072}
-    if layout.classes == 100:
-        meta["coarse_label_names"] = [f"direction-{k}" for k in range(10)]
-    with atomic_path(folder / layout.meta["filename"]) as tmp:
-        tmp.write_bytes(pickle.dumps(meta, protocol=2))
-    md5 = {name: file_digest(folder / name, "md5") for name in layout.official_md5}
-    return _link_and_record(
-        root,
-        folder,
-        layout,
-        source="generated",
-        md5=md5,
-        generator={"n_train": n_train, "n_test": n_test, "seed": seed, "noise": noise, "distractors": distractors},
-    )
-
-
-def _write_batch(path: Path, images: np.ndarray, labels: np.ndarray, label: str, layout: Layout) -> None:
-    # The official layout: uint8 rows of 3072 = 1024 red, then green, then blue values.
-    rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-    batch = {
-        "batch_label": label,
-        layout.label_key: [int(y) for y in labels],
-        "data": rows,
-        "filenames": [f"generated_{i:06d}.png" for i in range(len(images))],
-    }
-    if layout.classes == 100:
-        batch["coarse_labels"] = [int(y) // 10 for y in labels]
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(pickle.dumps(batch, protocol=2))
-
-
-def _link_and_record(root: Path, folder: Path, layout: Layout, **record) -> Path:
-    """Decode the verified pickles once into tensor files, then write the manifest last."""
-    record["folder"] = str(folder.relative_to(root))
-    record["classes"] = layout.classes
-    record["tensors"] = {}
-    for split, train in (("train", True), ("test", False)):
-        images, labels = _decode(folder, train, record["md5"], layout)
-        atomic_torch_save({"images": images, "labels": labels}, root / TENSORS[split])
-        record["tensors"][split] = {
-            "file": TENSORS[split],
-            "sha256": file_digest(root / TENSORS[split]),
-            "n": len(labels),
-        }
-    atomic_write_json(root / MANIFEST, record)  # written last: its presence means complete
-    return root / MANIFEST
-
-
-# ---------------------------------------------------------------------------------------------
-# Decoding (once, at preparation)
-# ---------------------------------------------------------------------------------------------
-def _verified_reader(layout: Layout, root: Path, train: bool, md5: dict):
-    """torchvision's reader for `layout`, checking the md5s recorded in our manifest instead of its own."""
-
-    class Verified(layout.reader):
-        base_folder = "."
-        train_list = [[n, md5[n]] for n in layout.train_files]
-        test_list = [[n, md5[n]] for n in layout.test_files]
-        meta = {**layout.meta, "md5": md5[layout.meta["filename"]]}
-
-    return Verified(str(root), train=train, download=False)
-
-
-def _decode(folder: Path, train: bool, md5: dict, layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
-    try:
-        data = _verified_reader(layout, folder, train, md5)
-    except RuntimeError as err:  # torchvision's "not found or corrupted"
-        raise ValueError(f"{layout.name} files under {folder} fail their md5 check: {err}") from err
-    images = torch.from_numpy(np.ascontiguousarray(data.data)).permute(0, 3, 1, 2).contiguous()
-    return images, torch.tensor(data.targets, dtype=torch.int64)
-
-
-# ---------------------------------------------------------------------------------------------
-# The plain DataLoader loop, for `make bench` only
-# ---------------------------------------------------------------------------------------------
-def plain_loader(data, *, batch_size: int, seed: int, device, workers: int):
-    """Batches as a typical CIFAR training script makes them, endlessly: torchvision's reader
-    class over the prepared files (with the manifest's md5s), per-image PIL transforms in
-    `workers` DataLoader processes (a resize when the configured resolution is not 32, RandomCrop
-    with the configured padding, horizontal flip, ToTensor, Normalize), shuffled, pinned on
-    CUDA and copied to the device. `make bench` times it against the suite's batches, which keep
-    the uint8 images on the training device and augment them there (`hkt.tasks.cifar10.Batches`:
-    the same crop and flip, tested)."""
-    from torchvision import transforms as T
-
-    from hkt.tasks.cifar10.stored import read_manifest
-
-    root = Path(data.root)
-    record = read_manifest(root)
-    steps = [T.Resize(data.resolution)] if data.resolution != 32 else []  # the suite resizes at load
-    steps += [T.RandomCrop(data.resolution, padding=data.crop_padding), T.RandomHorizontalFlip()]
-    steps += [T.ToTensor(), T.Normalize(data.mean, data.std)]
-    dataset = _verified_reader(LAYOUTS[data.dataset], root / record["folder"], True, record["md5"])
-    dataset.transform = T.Compose(steps)
-    device = torch.device(device)
-    loader = torch.utils.data.DataLoader(
-        dataset,
+def training(data: DataConfig, *, batch_size: int, seed: int, device) -> TrainingData:
+    train_x, train_y, val_x, val_y = load_train_val(data)
+    batches = Batches(
+        train_x.to(device),
+        train_y.to(device),
         batch_size=batch_size,
-        shuffle=True,
-        drop_last=True,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,  # no worker start-up at every epoch: the loop at its best
-        generator=torch.Generator().manual_seed(seed),
+        seed=seed,
+        mean=data.mean,
+        std=data.std,
+        crop_padding=data.crop_padding,
     )
-    while True:
-        for x, y in loader:
-            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    return TrainingData(
+        batches=batches,
+        validate=lambda child: accuracy(child, val_x, val_y, mean=data.mean, std=data.std),
+        sample=normalize(train_x[:2], *_stats(data)),
+    )
+
+
+def benchmark(data: DataConfig, ev: EvalConfig, batch_size: int, generator) -> BenchData:
+    """Random normalised images and labels at the task's resolution (step time ignores values)."""
+    res = data.resolution
+    x = torch.randn(batch_size, 3, res, res, generator=generator)
+    y = torch.randint(0, DATASET_CLASSES[data.dataset], (batch_size,), generator=generator)
+    example = torch.randn(ev.timing["batch_size"], 3, res, res, generator=generator)
+    return BenchData(
+        batch=(x, y), task=None, infer_input=example, infer=lambda model, inp: model(inp), infer_batch=len(example)
+    )
+
+
+def evaluation(data: DataConfig, ev: EvalConfig, device) -> EvaluationData:
+    test_x, test_y = load_test(data)
+    name = dataset_name(data)
+
+    def score(model):
+        scores = accuracy(model, test_x, test_y, mean=data.mean, std=data.std, batch_size=ev.batch_size)
+        return [{"dataset": name, "split": "test", "metric": m, "value": scores[m]} for m in ("top1_acc", "top1_err")]
+
+    example = normalize(test_x[: ev.timing["batch_size"]].to(device), *_stats(data))
+    return EvaluationData(score=score, infer=lambda model: model(example), batch_size=len(example))

@@ -1,4 +1,4 @@
-"""Table 2 (CIFAR-10) beside the paper, method comparisons, and the two figures: the report
+"""Table 2 (CIFAR-10 and CIFAR-100) beside the paper, and the two figures: the report
 functions of the CIFAR task (each takes a hkt.tasks.ReportInput)."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def table2(inp: ReportInput, outs: dict) -> pd.DataFrame:
     """The paper's Table 2 on CIFAR-10; on CIFAR-100 (no HKT number) the same layout beside the
     literature's numbers (results/paper/literature.csv) named by the config's `paper` table."""
     spec, options = inp.spec, inp.spec["report"]["tables"]["table2"]
-    dataset = spec["data"].get("dataset", "cifar10")
+    dataset = spec["data"]["dataset"]
     printed = inp.paper[inp.paper.table == options["paper"]]
     sources = ", ".join(sorted(printed["source"].unique())) or "none"
     notes = [
@@ -53,15 +53,6 @@ def table2(inp: ReportInput, outs: dict) -> pd.DataFrame:
         caption=f"{NAMES[dataset]}: ResNet parent, ResNet child and the transfer methods.",
         notes=notes,
     )
-
-
-def comparisons(inp: ReportInput, outs: dict) -> pd.DataFrame:
-    return report.comparisons_table(inp, outs)
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures
-# ---------------------------------------------------------------------------------------------
 
 
 def learning_curves(inp: ReportInput, out_path) -> None:
@@ -94,7 +85,7 @@ def learning_curves(inp: ReportInput, out_path) -> None:
         ax.set(title=title, xlabel="training step", ylabel="validation top-1 (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
-    name = NAMES[inp.spec["data"].get("dataset", "cifar10")]
+    name = NAMES[inp.spec["data"]["dataset"]]
     fig.suptitle(f"{name} learning curves (mean ± std over seeds)" + report.scale_suffix(scale))
     fig.tight_layout()
     report.save_figure(fig, out_path)

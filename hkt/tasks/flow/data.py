@@ -13,14 +13,18 @@ Sintel-train numbers: model selection reads only them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hkt.tasks.flow import formats
+from hkt.conventions import dataset_label
+from hkt.tasks import BenchData, EvaluationData, TrainingData
+from hkt.tasks.flow import formats, models
+from hkt.tasks.flow.metrics import FlowMeter, epe_on, infer_pair, sequence_loss
 
 DATASETS = ("chairs", "things", "sintel", "kitti", "hd1k")
 MAX_FLOW = 1000.0  # RAFT's datasets mark larger ground-truth flows invalid
@@ -283,3 +287,142 @@ def sintel_pairs(root, *, pass_name: str, scenes: tuple, keep: bool) -> LazyPair
 def all_pairs(root, name: str) -> LazyPairs:
     ds = open_dataset(root, name)
     return LazyPairs(ds, range(len(ds)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation's configuration, dataset names, and what a training stage and `make bench` read
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvalConfig:
+    timing: dict  # {warmup, repeats, size: [H, W]}: the timed pair (Sintel: 436x1024, padded as RAFT pads)
+    sintel_updates: int = 32  # RAFT's evaluation: 32 updates on Sintel, 24 on KITTI
+    kitti_updates: int = 24
+    max_pairs: int | None = None  # at most this many pairs per evaluation set (None: all)
+    published: tuple = ()
+
+    def __post_init__(self):
+        size = self.timing.get("size")
+        if not size or len(size) != 2 or min(size) < 64:
+            raise ValueError(f"timing.size must be [H, W] of at least 64 px, got {size}")
+
+
+def dataset_name(data: DataConfig, name: str) -> str:
+    """How results name an evaluation set (`sintel-clean`, or `sintel-clean-generated` on generated data)."""
+    return dataset_label(name, data.source)
+
+
+def stage_task(data: DataConfig):
+    """The task as a training stage runs it: the stage's update count and loss decay."""
+    from hkt.tasks.flow import TASK  # the package assembles TASK from this module
+
+    loss = partial(sequence_loss, gamma=data.gamma)
+    return dataclasses.replace(
+        TASK,
+        forward=lambda model, x: models.run(model, x, data.train_updates),
+        blocks=lambda model: models.blocks(model, data.train_updates),
+        task_loss=loss,
+        inherit_losses={"sequence": loss},
+    )
+
+
+def training(data: DataConfig, *, batch_size: int, seed: int, device) -> TrainingData:
+    batches = Batches(data, batch_size=batch_size, seed=seed)
+    val = sintel_pairs(data.root, pass_name="clean", scenes=data.val_scenes, keep=True)[: data.val_max_pairs]
+    (a, b), _ = batches(0)
+    return TrainingData(
+        batches=batches,
+        validate=lambda child: epe_on(child, val, data.val_updates, device),
+        sample=(a[:2], b[:2]),
+        task=stage_task(data),
+    )
+
+
+def _random_pair(batch: int, h: int, w: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    return tuple(torch.rand(batch, 3, h, w, generator=generator) * 2 - 1 for _ in range(2))
+
+
+def _timing_infer(model, pair, *, updates: int):
+    """What evaluation times: one pair, padded as RAFT pads, at the Sintel update count."""
+    a, b = pair
+    return infer_pair(model, a, b, updates, a.device)
+
+
+def benchmark(data: DataConfig, ev: EvalConfig, batch_size: int, generator) -> BenchData:
+    """A training batch at the stage's crop (random images, flow and a dense valid mask) and the
+    timed evaluation pair at `timing.size`: step time does not depend on the pixel values."""
+    h, w = data.crop
+    flow = torch.randn(batch_size, 2, h, w, generator=generator) * 4
+    valid = torch.ones(batch_size, h, w, dtype=torch.bool)
+    th, tw = ev.timing["size"]
+    a, b = _random_pair(1, th, tw, generator)
+    return BenchData(
+        batch=(_random_pair(batch_size, h, w, generator), (flow, valid)),
+        task=stage_task(data),
+        infer_input=(a[0], b[0]),
+        infer=partial(_timing_infer, updates=ev.sintel_updates),
+        infer_batch=1,
+    )
+
+
+def evaluation(data: DataConfig, ev: EvalConfig, device) -> EvaluationData:
+    """Sintel-train clean and final (the validation scenes excluded) and KITTI-2015 train, as
+    the paper's columns; the timed inference is one pair at `timing.size`."""
+    sets = {
+        dataset_name(data, "sintel-clean"): sintel_pairs(
+            data.root, pass_name="clean", scenes=data.val_scenes, keep=False
+        ),
+        dataset_name(data, "sintel-final"): sintel_pairs(
+            data.root, pass_name="final", scenes=data.val_scenes, keep=False
+        ),
+        dataset_name(data, "kitti-2015"): all_pairs(data.root, "kitti"),
+    }
+    if ev.max_pairs:
+        sets = {k: v[: ev.max_pairs] for k, v in sets.items()}
+
+    def score(model) -> list[dict]:
+        rows = []
+        for name, pairs in sets.items():
+            updates = ev.kitti_updates if name.startswith("kitti") else ev.sintel_updates
+            meter = FlowMeter()
+            was = model.training
+            model.eval()
+            with torch.no_grad():
+                for a, b, flow, valid in pairs:
+                    mode = "kitti" if name.startswith("kitti") else "sintel"
+                    meter.update(infer_pair(model, a, b, updates, device, mode)[None], flow[None], valid[None])
+            model.train(was)
+            result = meter.result(kitti=name.startswith("kitti"))
+            rows.append({"dataset": name, "split": "train", "metric": "epe", "value": result["epe"]})
+            if name.startswith("kitti"):
+                rows.append({"dataset": name, "split": "train", "metric": "fl_all", "value": result["fl_all"]})
+        return rows
+
+    h, w = ev.timing["size"]
+    g = torch.Generator().manual_seed(0)
+    example = (torch.rand(1, 3, h, w, generator=g) * 2 - 1, torch.rand(1, 3, h, w, generator=g) * 2 - 1)
+
+    def infer(model):
+        return infer_pair(model, example[0][0], example[1][0], ev.sintel_updates, device)
+
+    return EvaluationData(score=score, infer=infer, batch_size=1)
+
+
+def kitti_test(model, data: DataConfig, ev: EvalConfig, out_dir, device) -> dict:
+    """KITTI-2015 test-set predictions as the benchmark takes them: `flow/NNNNNN_10.png`, 16-bit
+    PNGs of every pixel (formats.write_kitti_flow), at RAFT's KITTI padding and update count.
+    Zip the `flow` folder to submit it to the KITTI server; the test set has no public ground truth."""
+    dataset = open_dataset(data.root, "kitti", split="test")
+    if not len(dataset):
+        raise ValueError(f"{data.root}: KittiFlow/testing/image_2 holds no frame pairs to predict")
+    out = Path(out_dir) / "flow"
+    names = []
+    for k in range(len(dataset)):
+        first, second = dataset._image_list[k]
+        a, b = (image_tensor(image) for image in dataset[k][:2])  # test items carry no flow
+        if a.shape != b.shape:
+            formats.check_pair(first, second)
+        flow = infer_pair(model, a, b, ev.kitti_updates, device, mode="kitti")
+        name = Path(first).name  # NNNNNN_10.png, the benchmark's naming
+        formats.write_kitti_flow(out / name, flow.numpy())
+        names.append(name)
+    return {"dataset": "kitti-2015", "split": "test", "files": names, "updates": ev.kitti_updates}

@@ -1,4 +1,5 @@
-"""Optical-flow metrics, RAFT's sequence loss and RAFT's input padding.
+"""Optical-flow metrics, RAFT's sequence loss, RAFT's input padding, and scoring: a model's flow for
+one pair and the pixel-pooled EPE over pairs.
 
 Followed (read, not copied): princeton-vl/RAFT `train.py` (sequence_loss), `evaluate.py`
 (validate_sintel, validate_kitti) and `core/utils/utils.py` (InputPadder), and torchvision's
@@ -10,6 +11,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from hkt.models import evaluating
+from hkt.tasks.flow import models
 
 MAX_FLOW = 400.0  # RAFT's training excludes ground-truth displacements of 400 px and more
 OUTLIER_PX = 3.0  # KITTI devkit: an outlier's end-point error exceeds 3 px ...
@@ -184,3 +188,23 @@ def unpad(x: torch.Tensor, pads) -> torch.Tensor:
     left, right, top, bottom = pads
     h, w = x.shape[-2:]
     return x[..., top : h - bottom, left : w - right]
+
+
+# -- scoring ---------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def epe_on(model, pairs, updates: int, device) -> dict:
+    """Pixel-pooled EPE of `model` over (image1, image2, flow, valid) pairs, one at a time."""
+    meter = FlowMeter()
+    with evaluating(model):
+        for a, b, flow, valid in pairs:
+            meter.update(infer_pair(model, a, b, updates, device)[None], flow[None], valid[None])
+    return {"epe": meter.result()["epe"]}
+
+
+def infer_pair(model, a, b, updates: int, device, mode: str = "sintel") -> torch.Tensor:
+    """The final flow for one pair, padded to a multiple of 8 as RAFT's InputPadder does."""
+    batch, pads = pad_to_multiple(torch.stack([a, b]).to(device), mode=mode)
+    flow = models.run(model, (batch[:1], batch[1:]), updates)[-1]
+    return unpad(flow, pads)[0].cpu()

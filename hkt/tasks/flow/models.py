@@ -143,3 +143,8 @@ def mixed_leaves(stages: int) -> list[list[int]]:
 def run(model: RAFT, pair, updates: int) -> list[torch.Tensor]:
     """The plain model on an image pair: the deployed child (or the parent) runs exactly this."""
     return model(pair[0], pair[1], num_flow_updates=updates)
+
+
+def feature_points(model: RAFT) -> dict[str, str]:
+    """RAFT's two encoders (torchvision's module names, on every RAFT of the suite)."""
+    return {"features": "feature_encoder", "context": "context_encoder"}

@@ -71,7 +71,7 @@ def downloads(data: DataConfig, part: str) -> list[Download]:
     return [Download(url, str(_archive(Path(data.root), url)), {}) for url, _ in scenes.DATASETS[part]["files"]]
 
 
-def prepare(data: DataConfig, *, part: str = "all", allow_network: bool = True) -> dict:
+def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = True) -> dict:
     root = Path(data.root)
     if data.source == "generated":
         g = data.generated

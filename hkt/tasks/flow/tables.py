@@ -13,8 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hkt import report  # noqa: E402
+from hkt.conventions import CHILD_RUN, PAPER_CLAIMS, PARENT_RUN, ROOT, table_run  # noqa: E402
 from hkt.io import atomic_path, atomic_write_text  # noqa: E402
-from hkt.tasks import ReportInput  # noqa: E402
+from hkt.tasks import ReportInput, load_shown_models  # noqa: E402
 
 BENCHMARKS = [  # (paper dataset, metric, title): the four numbers mu averages, as the paper does
     ("sintel-clean", "epe", "Sintel clean EPE"),
@@ -87,7 +88,7 @@ def benchmark_means(results: pd.DataFrame) -> pd.DataFrame:
         sub = res[(res.paper_dataset == dataset) & (res.metric == metric)]
         out[title] = sub.groupby(sub.method + "/" + sub.variant, sort=False)["value"].mean()
     table = pd.DataFrame(out)
-    table.index = ["parent" if r == "parent/default" else r for r in table.index]
+    table.index = [table_run(r) for r in table.index]
     table["mu"] = table[[t for _, _, t in BENCHMARKS]].mean(axis=1)
     return table
 
@@ -159,19 +160,10 @@ def ablation(inp: ReportInput, outs: dict) -> pd.DataFrame:
 
 
 def _paper_claims() -> pd.DataFrame:
-    from hkt.config import ROOT
-
-    claims = pd.read_csv(ROOT / "results" / "paper" / "claims.csv")
+    claims = pd.read_csv(ROOT / PAPER_CLAIMS)
     return claims[claims.task == "flow"]
 
 
-def comparisons(inp: ReportInput, outs: dict) -> pd.DataFrame:
-    return report.comparisons_table(inp, outs)
-
-
-# ---------------------------------------------------------------------------------------------
-# Figures
-# ---------------------------------------------------------------------------------------------
 def figure3_mu(inp: ReportInput, path) -> None:
     """mu per method on a polar plot: each method at its own angle, radius mu (closer to the centre is better)."""
     means = benchmark_means(inp.results)["mu"].sort_values()
@@ -205,21 +197,21 @@ def figure4_qualitative(inp: ReportInput, path) -> None:
     from torchvision.utils import flow_to_image
 
     from hkt.fields import dataclass_from
-    from hkt.tasks.flow import _infer
     from hkt.tasks.flow.data import DataConfig, sintel_pairs
+    from hkt.tasks.flow.metrics import infer_pair
 
     spec = inp.spec
     options = figure4_roles(spec["report"])
     data = dataclass_from(DataConfig, spec["data"], "data")
     pairs = list(sintel_pairs(data.root, pass_name="final", scenes=data.val_scenes, keep=False)[:2])
     seed = spec["seeds"][0]
-    shown = {"parent": ("parent", "default", None), "child": ("alone", "default", seed)}
+    shown = {"parent": (*PARENT_RUN, None), "child": (*CHILD_RUN, seed)}
     for role in ("draft", "hkt2", "hkt3"):
         if role in options:
             method, variant = options[role].split("/")
             shown[role] = (method, variant, seed)
-    nets = report.load_shown_models(inp, {f"{role} ({m}/{v})": (m, v, s) for role, (m, v, s) in shown.items()})
-    updates = spec["evaluation"].get("sintel_updates", 32)
+    nets = load_shown_models(inp, {f"{role} ({m}/{v})": (m, v, s) for role, (m, v, s) in shown.items()})
+    updates = spec["evaluation"]["sintel_updates"]
     fig, axes = plt.subplots(2 * len(pairs), len(nets) + 1, figsize=(2.6 * (len(nets) + 1), 2.3 * len(pairs) * 2))
     for i, (a, b, flow, valid) in enumerate(pairs):
         top, bottom = axes[2 * i], axes[2 * i + 1]
@@ -229,7 +221,7 @@ def figure4_qualitative(inp: ReportInput, path) -> None:
         bottom[0].set_title("ground truth", fontsize=7)
         for j, (name, model) in enumerate(nets.items(), start=1):
             with torch.no_grad():
-                pred = _infer(model, a, b, updates, report.figure_device())
+                pred = infer_pair(model, a, b, updates, report.figure_device())
             err = (pred - flow).norm(dim=0) * valid
             top[j].imshow(flow_to_image(pred).permute(1, 2, 0))
             top[j].set_title(name, fontsize=6)

@@ -1,29 +1,31 @@
-"""LiTS data for training and evaluation: preparation, the patient split, patches, sliding windows.
+"""LiTS data as training and evaluation read it: the configuration (tasks.<block>.data and
+.evaluation), the prepared cases and their patient split, and training patches.
 
-Preparation (`prepare`) puts LiTS-named NIfTI cases under `root` (generated; the Medical
-Segmentation Decathlon's Task03_Liver archive, md5-checked and extracted safely; or the LiTS
-challenge files placed by hand), splits them by patient, and caches every case preprocessed
-(HU window, resampled to `target_spacing`) under `cache`, with `split.json` written last.
+Preparation (hkt.tasks.lits.prepare) put LiTS-named NIfTI cases under `root`, split them by
+patient, and cached every case preprocessed (HU window, resampled to `target_spacing`) under
+`cache`, with `split.json` written last.
 
 Arrays in the cache are nibabel's (X, Y, Z); models see (D, H, W) = (Z, X, Y): slices along
 the scan axis, as both networks' in-plane-only pooling expects. Training patches are a pure
 function of (seed, step): the step's generator picks each patch's case and centre (a liver
 voxel with probability `liver_fraction`), so a resumed run sees the batches of an
-uninterrupted one. Whole volumes are predicted with an overlapping sliding window whose logits
-are averaged (no MONAI needed for this; the window size is the training patch).
+uninterrupted one.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hkt.io import atomic_write_json, download, safe_extract
+from hkt.conventions import dataset_label
+from hkt.tasks import BenchData, EvaluationData, TrainingData
 from hkt.tasks.lits import preprocess, volumes
+from hkt.tasks.lits.metrics import dice_of, padded, sliding_window
 
 SOURCES = ("generated", "download", "manual")
 SPLIT_FILE = "split.json"
@@ -72,60 +74,6 @@ class DataConfig:
             raise ValueError("generated: required when source is 'generated'")
 
 
-# ---------------------------------------------------------------------------------------------
-# Preparation
-# ---------------------------------------------------------------------------------------------
-MANUAL = (
-    "LiTS challenge files: register at https://competitions.codalab.org/competitions/17094, download the "
-    "training batches and put volume-N.nii and segmentation-N.nii (N = 0..130) in {root}; or set "
-    "source: download to fetch the Medical Segmentation Decathlon's Task03_Liver (the same 131 scans)."
-)
-
-
-def prepare(data: DataConfig, *, allow_network: bool = True) -> dict:
-    root, cache = Path(data.root), Path(data.cache)
-    if data.source == "generated":
-        g = data.generated
-        volumes.generate_cases(root, n_cases=g.n_cases, shape=tuple(g.shape), spacing=tuple(g.spacing), seed=g.seed)
-    elif data.source == "download" and not has_cases(root):
-        entry = archive_entry(data.archive)
-        if not allow_network and not Path(entry["place_at"]).exists():
-            raise FileNotFoundError(f"{entry['place_at']}: the {data.archive} archive is missing (offline)")
-        archive = download(entry["url"], entry["place_at"], md5=entry["md5"])
-        extracted = safe_extract(archive, Path(entry["place_at"]).with_suffix(""))
-        volumes.decathlon_to_lits(extracted, root)
-    try:
-        ids = volumes.check_layout(root)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"{err}\n{MANUAL.format(root=root)}") from err
-    split = preprocess.split_patients(
-        ids, val_fraction=data.val_fraction, test_fraction=data.test_fraction, seed=data.split_seed
-    )
-    manifest = preprocess.cache_cases(
-        root, cache, ids, target_spacing=tuple(data.target_spacing), hu_window=tuple(data.hu_window)
-    )
-    record = {"split": split, "cases": {str(k): v for k, v in sorted(manifest.items())}}
-    atomic_write_json(cache / SPLIT_FILE, record)  # last: its presence marks the cache complete
-    return {"cases": len(ids), **{part: len(v) for part, v in split.items()}, "split": split}
-
-
-def archive_entry(name: str) -> dict:
-    """The data/MANIFEST.yaml `datasets` entry of an archive, with url, md5 and place_at."""
-    from hkt.config import load_manifest
-
-    entry = load_manifest()["datasets"].get(name)
-    if not entry or not {"url", "md5", "place_at"} <= set(entry):
-        raise ValueError(f"data/MANIFEST.yaml: datasets.{name} must give url, md5 and place_at")
-    return entry
-
-
-def has_cases(root: str | Path) -> bool:
-    try:
-        return bool(volumes.check_layout(Path(root)))
-    except FileNotFoundError:
-        return False
-
-
 def split_of(data: DataConfig) -> dict:
     path = Path(data.cache) / SPLIT_FILE
     if not path.exists():
@@ -148,18 +96,12 @@ def load_cases(data: DataConfig, part: str, limit: int | None = None) -> list[tu
 # ---------------------------------------------------------------------------------------------
 # Training patches
 # ---------------------------------------------------------------------------------------------
-def _padded(array: np.ndarray, patch) -> np.ndarray:
-    """Zero-pad (the window's floor, air) at the far end so that every axis holds a patch."""
-    pads = [(0, max(0, p - s)) for s, p in zip(array.shape, patch, strict=True)]
-    return np.pad(array, pads) if any(p for _, p in pads) else array
-
-
 class Batches:
     """step -> (patches (B, 1, D, H, W) float32, labels (B, D, H, W) int64)."""
 
     def __init__(self, cases, *, patch, batch_size: int, seed: int, liver_fraction: float):
-        self.images = [_padded(image, patch) for _, image, _ in cases]
-        self.labels = [_padded(labels, patch) for _, _, labels in cases]
+        self.images = [padded(image, patch) for _, image, _ in cases]
+        self.labels = [padded(labels, patch) for _, _, labels in cases]
         self.liver = [np.argwhere(labels > 0) for labels in self.labels]
         self.patch, self.batch_size, self.seed, self.liver_fraction = tuple(patch), batch_size, seed, liver_fraction
         if not self.images:
@@ -184,42 +126,74 @@ class Batches:
 
 
 # ---------------------------------------------------------------------------------------------
-# Whole volumes
+# Evaluation's configuration, the dataset's name, and what a training stage and `make bench` read
 # ---------------------------------------------------------------------------------------------
-def _starts(size: int, window: int, step: int) -> list[int]:
-    starts = list(range(0, max(size - window, 0) + 1, step))
-    if starts[-1] + window < size:
-        starts.append(size - window)
-    return starts
+@dataclass(frozen=True)
+class EvalConfig:
+    timing: dict  # {warmup, repeats}: seconds per CT volume (the first test case, whole)
+    overlap: float = 0.5  # sliding-window overlap of neighbouring windows
+    published: tuple = ()
+
+    def __post_init__(self):
+        if not 0 <= self.overlap < 1:
+            raise ValueError(f"overlap must lie in [0, 1), got {self.overlap}")
 
 
-@torch.no_grad()
-def sliding_window(
-    model, image: np.ndarray | torch.Tensor, patch, *, overlap: float = 0.5, device=None
-) -> torch.Tensor:
-    """Logits (C, D, H, W) of a whole volume (D, H, W): windows of `patch` overlapping by
-    `overlap`, their logits averaged where they overlap; volumes smaller than a window are
-    zero-padded and cropped back."""
-    vol = torch.as_tensor(image, dtype=torch.float32)
-    size = tuple(vol.shape)
-    vol = torch.from_numpy(_padded(vol.numpy(), patch))
-    device = device or torch.device("cpu")
-    steps = [max(1, int(p * (1 - overlap))) for p in patch]
-    grid = [_starts(s, p, st) for s, p, st in zip(vol.shape, patch, steps, strict=True)]
-    total = count = None
-    for z in grid[0]:
-        for y in grid[1]:
-            for x in grid[2]:
-                window = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
-                logits = model(vol[window][None, None].to(device))[0].float().cpu()
-                if total is None:
-                    total = torch.zeros((logits.shape[0], *vol.shape))
-                    count = torch.zeros(vol.shape)
-                total[(slice(None), *window)] += logits
-                count[window] += 1
-    return (total / count)[:, : size[0], : size[1], : size[2]]
+def dataset_name(data: DataConfig) -> str:
+    return dataset_label("lits", data.source)
 
 
-def predict_labels(model, image, patch, *, overlap: float = 0.5, device=None) -> np.ndarray:
-    """Label map (D, H, W) uint8: the arg-max class of the averaged window logits."""
-    return sliding_window(model, image, patch, overlap=overlap, device=device).argmax(0).numpy().astype(np.uint8)
+def training(data: DataConfig, *, batch_size: int, seed: int, device) -> TrainingData:
+    batches = Batches(
+        load_cases(data, "train"),
+        patch=data.patch,
+        batch_size=batch_size,
+        seed=seed,
+        liver_fraction=data.liver_fraction,
+    )
+    val = load_cases(data, "val")
+    x, _ = batches(0)
+    return TrainingData(
+        batches=batches,
+        validate=lambda child: {"dice_mean": dice_of(child, val, data.patch, data.val_overlap, device)["dice_mean"]},
+        sample=x[:2],
+    )
+
+
+def _window_infer(model, volume, *, patch, overlap):
+    return sliding_window(model, volume.cpu(), patch, overlap=overlap, device=volume.device)
+
+
+def benchmark(data: DataConfig, ev: EvalConfig, batch_size: int, generator) -> BenchData:
+    """Training patches of the configured size; inference over one volume of 4 windows' depth."""
+    d, h, w = data.patch
+    x = torch.rand(batch_size, 1, d, h, w, generator=generator)
+    y = torch.randint(0, 3, (batch_size, d, h, w), generator=generator)
+    volume = torch.rand(2 * d, h, w, generator=generator)
+
+    return BenchData(
+        batch=(x, y),
+        task=None,
+        infer_input=volume,
+        infer=partial(_window_infer, patch=data.patch, overlap=ev.overlap),
+        infer_batch=1,
+    )
+
+
+def evaluation(data: DataConfig, ev: EvalConfig, device) -> EvaluationData:
+    """Per-case and global liver Dice and tumour Dice on the test cases; the timed inference is
+    the sliding window over the first test case's whole volume."""
+    test = load_cases(data, "test")
+    name = dataset_name(data)
+
+    def score(model) -> list[dict]:
+        result = dice_of(model, test, data.patch, ev.overlap, device)
+        keys = ("dice_mean", "dice_global", "tumour_dice_mean")
+        return [{"dataset": name, "split": "test", "metric": k, "value": result[k]} for k in keys if k in result]
+
+    volume = test[0][1]
+    return EvaluationData(
+        score=score,
+        infer=lambda model: sliding_window(model, volume, data.patch, overlap=ev.overlap, device=device),
+        batch_size=1,
+    )

@@ -1,4 +1,6 @@
-"""Liver segmentation metrics as LiTS reports them.
+"""Liver segmentation metrics as LiTS reports them, the training loss, and scoring: whole volumes
+predicted with an overlapping sliding window whose logits are averaged (no MONAI needed for this;
+the window is the training patch), and the Dice of a model over cases.
 
 LiTS (Bilic et al., Medical Image Analysis 2023) ranks liver segmentation by "Dice per case"
 (D-Mean: the mean over cases of each case's Dice) and also reports "Dice global" (one Dice over
@@ -20,6 +22,9 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+from hkt.models import evaluating
 
 LIVER, TUMOUR = 1, 2
 
@@ -94,3 +99,72 @@ class DiceMeter:
         if self.tumour_dices:
             result["tumour_dice_mean"] = 100.0 * math.fsum(self.tumour_dices) / len(self.tumour_dices)
         return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loss, whole volumes, and scoring
+# ---------------------------------------------------------------------------------------------
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy plus (1 - soft Dice) averaged over liver and tumour. H-DenseUNet trains with
+    weighted cross-entropy, PocketNet with Dice; the sum serves both (results/discrepancies.csv)."""
+    ce = F.cross_entropy(logits.float(), target)
+    probs = logits.float().softmax(1)
+    onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1).to(probs.dtype)
+    dims = tuple(range(2, logits.dim()))
+    inter = (probs * onehot).sum(dims)[:, 1:]
+    denom = (probs + onehot).sum(dims)[:, 1:]
+    soft_dice = (2 * inter + 1) / (denom + 1)  # +1: an absent class predicted absent scores 1
+    return ce + (1 - soft_dice).mean()
+
+
+def padded(array: np.ndarray, patch) -> np.ndarray:
+    """Zero-pad (the window's floor, air) at the far end so that every axis holds a patch."""
+    pads = [(0, max(0, p - s)) for s, p in zip(array.shape, patch, strict=True)]
+    return np.pad(array, pads) if any(p for _, p in pads) else array
+
+
+def _starts(size: int, window: int, step: int) -> list[int]:
+    starts = list(range(0, max(size - window, 0) + 1, step))
+    if starts[-1] + window < size:
+        starts.append(size - window)
+    return starts
+
+
+@torch.no_grad()
+def sliding_window(
+    model, image: np.ndarray | torch.Tensor, patch, *, overlap: float = 0.5, device=None
+) -> torch.Tensor:
+    """Logits (C, D, H, W) of a whole volume (D, H, W): windows of `patch` overlapping by
+    `overlap`, their logits averaged where they overlap; volumes smaller than a window are
+    zero-padded and cropped back."""
+    vol = torch.as_tensor(image, dtype=torch.float32)
+    size = tuple(vol.shape)
+    vol = torch.from_numpy(padded(vol.numpy(), patch))
+    device = device or torch.device("cpu")
+    steps = [max(1, int(p * (1 - overlap))) for p in patch]
+    grid = [_starts(s, p, st) for s, p, st in zip(vol.shape, patch, steps, strict=True)]
+    total = count = None
+    for z in grid[0]:
+        for y in grid[1]:
+            for x in grid[2]:
+                window = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
+                logits = model(vol[window][None, None].to(device))[0].float().cpu()
+                if total is None:
+                    total = torch.zeros((logits.shape[0], *vol.shape))
+                    count = torch.zeros(vol.shape)
+                total[(slice(None), *window)] += logits
+                count[window] += 1
+    return (total / count)[:, : size[0], : size[1], : size[2]]
+
+
+def predict_labels(model, image, patch, *, overlap: float = 0.5, device=None) -> np.ndarray:
+    """Label map (D, H, W) uint8: the arg-max class of the averaged window logits."""
+    return sliding_window(model, image, patch, overlap=overlap, device=device).argmax(0).numpy().astype(np.uint8)
+
+
+def dice_of(model, cases, patch, overlap, device) -> dict:
+    meter = DiceMeter()
+    with evaluating(model):
+        for _, image, labels in cases:
+            meter.update(predict_labels(model, image, patch, overlap=overlap, device=device), labels)
+    return meter.result()

@@ -1,4 +1,4 @@
-"""Table 3 (LiTS) beside the paper, the comparisons, and the overlay figure: the report functions
+"""Table 3 (LiTS) beside the paper, and the overlay figure: the report functions
 of the LiTS task (each takes a hkt.tasks.ReportInput)."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hkt import report  # noqa: E402
-from hkt.tasks import ReportInput  # noqa: E402
+from hkt.conventions import CHILD_RUN, PARENT_RUN  # noqa: E402
+from hkt.tasks import ReportInput, load_shown_models  # noqa: E402
 
 # The paper's D-Mean ("global mean Dice") stands beside both of LiTS's liver Dice conventions: its
 # parent row, 96.5, is H-DenseUNet's published LiTS-leaderboard *global* Dice (per case: 96.1).
@@ -68,10 +69,6 @@ def table3(inp: ReportInput, outs: dict) -> pd.DataFrame:
     )
 
 
-def comparisons(inp: ReportInput, outs: dict) -> pd.DataFrame:
-    return report.comparisons_table(inp, outs)
-
-
 OVERLAY_CASES = 2  # test cases shown, one slice each
 
 
@@ -91,20 +88,20 @@ def overlays(inp: ReportInput, path) -> None:
     import torch
 
     from hkt.fields import dataclass_from
-    from hkt.tasks.lits import data as D
     from hkt.tasks.lits import metrics as M
+    from hkt.tasks.lits.data import DataConfig, load_cases
 
     spec = inp.spec
-    data = dataclass_from(D.DataConfig, spec["data"], "data")
-    cases = D.load_cases(data, "test", limit=OVERLAY_CASES)
+    data = dataclass_from(DataConfig, spec["data"], "data")
+    cases = load_cases(data, "test", limit=OVERLAY_CASES)
     seed = spec["seeds"][0]
-    shown = {"parent": ("parent", "default", None), "child": ("alone", "default", seed)}
+    shown = {"parent": (*PARENT_RUN, None), "child": (*CHILD_RUN, seed)}
     hkt_runs = [r["run"] for r in spec["report"]["tables"]["table3"]["rows"] if r["run"].startswith("hkt/")]
     for run in dict.fromkeys(["hkt/two_stage", *hkt_runs]):  # 2HKT where configured, then the table's HKT rows
         if run in spec["runs"]:
             method, variant = run.split("/")
             shown[run] = (method, variant, seed)
-    nets = report.load_shown_models(inp, shown)
+    nets = load_shown_models(inp, shown)
     device = report.figure_device()
     overlap = spec["evaluation"]["overlap"]
     fig, axes = plt.subplots(
@@ -120,7 +117,7 @@ def overlays(inp: ReportInput, path) -> None:
         row[1].set_title("ground truth", fontsize=7)
         for ax, (name, model) in zip(row[2:], nets.items(), strict=True):
             with torch.no_grad():
-                pred = D.predict_labels(model, image[slab], data.patch, overlap=overlap, device=device)[z - slab.start]
+                pred = M.predict_labels(model, image[slab], data.patch, overlap=overlap, device=device)[z - slab.start]
             _contours(ax, pred)
             ax.set_title(f"{name}\nslice liver Dice {100 * M.dice(pred > 0, labels[z] > 0):.1f}%", fontsize=6)
     fig.suptitle(

@@ -14,6 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# the outputs of the ResNets' three groups of residual blocks (every CIFAR ResNet has them, and every
+# network built on one), as feature-map distillers read them
+FEATURE_POINTS = {"stage1": "layer1", "stage2": "layer2", "stage3": "layer3"}
 DEPTHS = {f"resnet{6 * n + 2}": n for n in (1, 2, 3, 5, 7, 9, 18, 200)}
 DATASET_CLASSES = {"cifar10": 10, "cifar100": 100}
 
@@ -106,3 +109,16 @@ def resnet20(num_classes: int = 10) -> CifarResNet:
 
 def resnet110(num_classes: int = 10) -> CifarResNet:
     return build("resnet110", num_classes)
+
+
+def blocks(model: CifarResNet) -> list:
+    return model.blocks()
+
+
+def feature_points(model: nn.Module) -> dict[str, str]:
+    return FEATURE_POINTS
+
+
+def normalize(images_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 images as the networks take them: scaled to [0, 1], less the mean, over the std."""
+    return (images_u8.float() / 255 - mean.to(images_u8.device)) / std.to(images_u8.device)

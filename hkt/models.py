@@ -1,4 +1,6 @@
-"""Architectures of the parent/child pairs, and loading of published checkpoints."""
+"""What every task does with a model: evaluation mode for a scoring pass, parameter counts, and
+checkpoints (strict loading with `weights_only=True`, deployable saving). Architectures live in
+their task packages (hkt/tasks/<task>/models.py)."""
 
 from __future__ import annotations
 
@@ -9,19 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from hkt.models.cifar_resnet import CifarResNet, resnet20, resnet110
-from hkt.models.cifar_resnet import build as build_cifar_resnet
-
-__all__ = [
-    "CifarResNet",
-    "build_cifar_resnet",
-    "resnet20",
-    "resnet110",
-    "load_checkpoint",
-    "save_checkpoint",
-    "count_parameters",
-    "evaluating",
-]
+__all__ = ["load_checkpoint", "save_checkpoint", "count_parameters", "evaluating"]
 
 # Checkpoints written before PyTorch 0.4.1 (among them the public CIFAR ResNet release the HKT
 # authors use) have no BatchNorm `num_batches_tracked` buffer. It only matters for momentum=None,
