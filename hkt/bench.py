@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,6 +37,7 @@ import pandas as pd
 import torch
 
 from hkt import config as C
+from hkt.benchplan import SUITE, Measurement, bench_block
 from hkt.fields import dataclass_from
 from hkt.methods import load_method, make_params
 from hkt.runmeta import device_name, git_commit, pick_device
@@ -80,9 +80,6 @@ def _timed(fn, *, steps: int, warmup: int, device: torch.device) -> list[float]:
     return times
 
 
-SWITCHES = ("channels_last", "bf16", "compile")  # Schedule switches that `bench.switches` may name
-
-
 class _Step(NamedTuple):
     step: Callable  # (inputs, targets) on the device -> None: one optimisation step
     bench: Any  # the task's BenchData at the stage's shapes
@@ -99,8 +96,9 @@ def _training_step(cfg, t, task, ev, device, task_name: str, name: str, switches
     module = load_method(spec["module"])
     params = make_params(module, spec["params"])
     schedule = dataclass_from(Schedule, {**spec["schedule"], **{k: True for k in switches}}, "schedule")
-    batch_size = t["bench"].get("batch_size") or schedule.batch_size
-    overrides = t["bench"].get("data") or {}
+    block = bench_block(t, f"tasks.{task_name}")
+    batch_size = block.batch_size or schedule.batch_size
+    overrides = block.data or {}
     data = C.task_config(task, {**spec["data"], **overrides}, f"tasks.{task_name}.bench.data")
     bench = task.benchmark(data, ev, batch_size, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
@@ -139,41 +137,6 @@ def measure_step(
     )
 
 
-SUITE = "suite"  # the pipeline label of the task's own batches (Task.training)
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One measurement of `make bench`, run in a process of its own (`python -m hkt.bench --one
-    JSON`) so that no two share a process's memory peak or warm caches."""
-
-    kind: str  # train_step | inference | pipeline | ga
-    config: str = ""
-    task: str = ""
-    run: str = ""  # method/variant; for inference, "parent" or "child"
-    switches: tuple = ()  # train_step: speed switches turned on
-    workers: int | None = None  # pipeline: None for the task's own batches, else DataLoader workers
-    steps: int = 20
-    warmup: int = 3
-    threads: int = 1
-    side: int = 0  # ga: the feature map's side and channels
-    channels: int = 0
-
-    def __post_init__(self):
-        if self.kind not in ("train_step", "inference", "pipeline", "ga"):
-            raise ValueError(f"unknown measurement kind {self.kind!r}")
-        object.__setattr__(self, "switches", tuple(self.switches))
-
-    @property
-    def label(self) -> str:
-        return {"train_step": "+".join((self.run, *self.switches)), "pipeline": self.pipeline}.get(self.kind, self.run)
-
-    @property
-    def pipeline(self) -> str:
-        """The pipeline's label in the results (`suite`, `dataloader:<workers>`)."""
-        return SUITE if self.workers is None else f"dataloader:{self.workers}"
-
-
 def measure(m: Measurement) -> dict:
     """The row of one measurement, in this process."""
     timing = {"steps": m.steps, "warmup": m.warmup, "threads": m.threads}
@@ -197,11 +160,11 @@ def measure_pipeline(
     replace the source, e.g. a generated stand-in of the real size and on-disk layout: the time
     does not depend on the pixels)."""
     cfg, t, task, ev, device = _setup(config_path, task_name, threads)
-    block = t["bench"]["pipelines"]
-    built = _training_step(cfg, t, task, ev, device, task_name, block["run"])
+    block = bench_block(t, f"tasks.{task_name}").pipelines
+    built = _training_step(cfg, t, task, ev, device, task_name, block.run)
     with tempfile.TemporaryDirectory() as tmp:
         key = f"tasks.{task_name}.bench.pipelines.data"
-        data = C.task_config(task, {**built.spec["data"], **(block.get("data") or {}), "root": tmp}, key)
+        data = C.task_config(task, {**built.spec["data"], **(block.data or {}), "root": tmp}, key)
         task.prepare_data(data, allow_network=False)
         pipeline = SUITE if workers is None else f"dataloader:{workers}"
         if workers is None:
@@ -230,7 +193,7 @@ def measure_pipeline(
         times,
         device,
         kind="pipeline",
-        run=block["run"],
+        run=block.run,
         switch="-",
         dtype=built.dtype,
         pipeline=pipeline,
@@ -441,30 +404,20 @@ def run(config_paths: list[str], task_name: str, *, threads: int, log=print) -> 
         if t is None or "bench" not in t:
             log(f"{path}: no tasks.{task_name}.bench block; skipped")
             continue
-        opts = {"steps": t["bench"].get("steps", 20), "warmup": t["bench"].get("warmup", 3)}
+        block = bench_block(t, f"tasks.{task_name}")
+        opts = {"steps": block.steps, "warmup": block.warmup}
         measured = []
-        common = {"config": path, "task": task_name, "threads": threads, **opts}
-        plan = [Measurement("train_step", run=run, **common) for run in t["bench"]["runs"]]
-        plan += [Measurement("inference", run=role, **common) for role in INFERENCE]
-        plan += [
-            Measurement("train_step", run=run, switches=(switch,), **common)
-            for run in t["bench"].get("switch_runs") or t["bench"]["runs"][:1]
-            for switch in t["bench"].get("switches", [])
-        ]
-        pipelines = t["bench"].get("pipelines")
-        for workers in [None, *pipelines["workers"]] if pipelines else []:
-            plan.append(Measurement("pipeline", run=pipelines["run"], workers=workers, **common))
-        for m in plan:
+        for m in block.plan(path, task_name, threads=threads, inference=INFERENCE):
             row = in_subprocess(m)
             log(f"{Path(path).name} {task_name} {m.label}: {row['median_ms']:.1f} ms, peak {row['peak_mb']:.0f} MB")
             measured.append(row)
-        concurrent = t["bench"].get("concurrent")
-        for copies in concurrent["copies"] if concurrent else []:
-            row = measure_concurrent(path, task_name, concurrent["run"], copies, threads=threads, **opts)
-            log(f"{Path(path).name} {task_name} {copies} x {concurrent['run']}: {row['median_ms']:.1f} ms per copy")
+        concurrent = block.concurrent
+        for copies in concurrent.copies if concurrent else []:
+            row = measure_concurrent(path, task_name, concurrent.run, copies, threads=threads, **opts)
+            log(f"{Path(path).name} {task_name} {copies} x {concurrent.run}: {row['median_ms']:.1f} ms per copy")
             measured.append(row)
         steps = {r["run"]: r["median_ms"] for r in measured if r["kind"] == "train_step" and r["switch"] == "-"}
-        first = t["bench"]["runs"][0]
+        first = block.runs[0]
         suite = next((r["mean_ms"] for r in measured if r.get("pipeline") == SUITE), None)
         for row in measured:
             row.update(

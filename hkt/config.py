@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from hkt.benchplan import bench_block
 from hkt.conventions import CHILD_RUN, MANIFEST, ROOT  # noqa: F401  (C.ROOT, C.CHILD_RUN: read by the DAG)
 from hkt.fields import dataclass_from
 from hkt.methods import load_method, make_params
@@ -198,22 +199,13 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
                 params.check_task(task)
             except ValueError as err:
                 raise ValueError(f"methods.{method_name}.variants.{variant}.params: {err}") from err
-    bench = task_cfg.get("bench") or {}
-    for i, run in enumerate(bench.get("runs", [])):
-        if run not in task_cfg["runs"]:
-            raise ValueError(f"{key}.bench.runs[{i}]: {run!r} is not in {key}.runs")
-    for i, run in enumerate(bench.get("switch_runs", [])):
-        if run not in bench["runs"]:
-            raise ValueError(f"{key}.bench.switch_runs[{i}]: {run!r} is not in {key}.bench.runs")
-    for what in ("pipelines", "concurrent"):
-        if what in bench and bench[what]["run"] not in bench["runs"]:
-            raise ValueError(f"{key}.bench.{what}.run: {bench[what]['run']!r} is not in {key}.bench.runs")
-    if "pipelines" in bench:
+    bench = bench_block(task_cfg, key)
+    if bench is not None and bench.pipelines is not None:
         if task.plain_loader is None:
             raise ValueError(
                 f"{key}.bench.pipelines: task {task.name!r} describes no DataLoader loop (Task.plain_loader)"
             )
-        task_config(task, {**task_cfg["data"], **(bench["pipelines"].get("data") or {})}, f"{key}.bench.pipelines.data")
+        task_config(task, {**task_cfg["data"], **(bench.pipelines.data or {})}, f"{key}.bench.pipelines.data")
     uses_child = [r for r in task_cfg["runs"] if run_init(cfg, *r.split("/")) == "child"]
     if uses_child and run_init(cfg, *CHILD_RUN) != "scratch":
         raise ValueError(

@@ -104,3 +104,15 @@ def test_a_training_job_imports_no_plotting_and_cifar_none_of_torchvisions_reade
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] False"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_metrics_score_what_data_loads_and_import_nothing_of_it(package):
+    """One direction between the two modules: data.py hands loaded data to metrics.py's scorers."""
+    tree = ast.parse((_folder(package) / "metrics.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert f"{package}.data" not in imported and not any(
+        isinstance(node, ast.ImportFrom) and node.module == package and any(a.name == "data" for a in node.names)
+        for node in ast.walk(tree)
+    )
