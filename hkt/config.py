@@ -59,12 +59,12 @@ def load_manifest(path: str | Path = MANIFEST) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
-def manifest_datasets(data: dict) -> dict:
+def manifest_datasets(data: dict, datasets: dict | None = None) -> dict:
     """The data/MANIFEST.yaml `datasets` entries that a data block names by a value (LiTS's
     `archive: lits_decathlon`): part of its data job's specification, so that a changed URL or
     checksum reruns exactly the jobs that read it (the file itself is not their input: a changed
     checkpoint entry must rerun no data job)."""
-    datasets = load_manifest()["datasets"]
+    datasets = load_manifest()["datasets"] if datasets is None else datasets
     return {v: datasets[v] for v in data.values() if isinstance(v, str) and v in datasets}
 
 
@@ -509,6 +509,7 @@ def data_jobs(cfg: dict) -> dict[tuple[str, str], dict]:
     must then prepare it alike (the same task package and the same data block), else ConfigError.
     """
     jobs, owner = {}, {}
+    datasets = load_manifest()["datasets"]  # read once, not once per block and part
     for task, t in cfg["tasks"].items():
         key = data_root_key(cfg, task)
         data = resolved_data(cfg, task, t["data"])
@@ -523,7 +524,7 @@ def data_jobs(cfg: dict) -> dict[tuple[str, str], dict]:
         owner.setdefault(key, task)
         for part in data_parts(cfg, task):
             spec = {"task": owner[key], "task_module": cfg["tasks"][owner[key]].get("module"), "part": part}
-            spec["manifest"] = manifest_datasets(data)
+            spec["manifest"] = manifest_datasets(data, datasets)
             jobs.setdefault((key, part), canonical({**spec, "data": data, "root_key": key}))
     return jobs
 
