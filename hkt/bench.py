@@ -104,7 +104,7 @@ def _training_step(cfg, t, task, ev, device, task_name: str, name: str, switches
     torch.manual_seed(0)
     child = build_model(task, spec["arch"])
     parent = build_model(task, spec["parent_arch"]) if module.NEEDS_PARENT else None
-    objective = module.build(child, parent, bench.task or task, params, _first(bench.batch[0], 2)).to(device).train()
+    objective = module.build(child, parent, bench.adapt(task), params, _first(bench.batch[0], 2)).to(device).train()
     trainable = [p for p in objective.parameters() if p.requires_grad]
     optimizer = schedule.make_optimizer(trainable)
     step = step_function(objective, objective, trainable, optimizer, schedule, device)

@@ -113,20 +113,20 @@ def validate(cfg: dict, manifest: dict | None = None) -> dict:
     return cfg
 
 
-_BUILT: set[tuple[int, str]] = set()  # (id of the task package's TASK, architecture)
+_BUILT: set[tuple[str, str]] = set()  # (task name, architecture) built once in this process
 
 
 def _check_arch(task, arch: str) -> None:
     """Raise ValueError if the task cannot build `arch`. Every SLURM job validates the configuration
     again, and building real models took seconds of each job's start: each architecture is built
     once per task package, on the meta device (shapes only, no weights initialised)."""
-    if (id(task), arch) in _BUILT:
+    if (task.name, arch) in _BUILT:
         return
     import torch
 
     with torch.device("meta"):
         build_model(task, arch)
-    _BUILT.add((id(task), arch))
+    _BUILT.add((task.name, arch))
 
 
 def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) -> None:

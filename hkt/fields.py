@@ -8,6 +8,7 @@ into one, so every unknown key and every invalid value is reported the same way.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 
 
@@ -28,4 +29,9 @@ def dataclass_from(cls: type, values: Mapping | None, key: str, aliases: Mapping
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{key}: {err}") from err
+        # A check in __post_init__ that names its field ("runs[2]: ...", "pipelines.run: ...")
+        # joins the key as one dotted path, so the message names the exact config key.
+        message = str(err)
+        head = re.match(r"[A-Za-z_]\w*", message)
+        names_field = head and head.group() in fields and message[head.end() :][:1] in (".", "[", ":")
+        raise ValueError(f"{key}{'.' if names_field else ': '}{message}") from err

@@ -86,7 +86,7 @@ def training_peak_bytes(cfg: dict, task_name: str, spec: dict, batch_size: int |
         bench = task.benchmark(data, ev, batch_size or schedule.batch_size, torch.Generator().manual_seed(0))
         child = build_model(task, spec["arch"])
         parent = build_model(task, spec["parent_arch"]) if module.NEEDS_PARENT else None
-        objective = module.build(child, parent, bench.task or task, params, _first(bench.batch[0], 2)).train()
+        objective = module.build(child, parent, bench.adapt(task), params, _first(bench.batch[0], 2)).train()
         for tensor in [*objective.state_dict().values(), *(parent.state_dict().values() if parent else ())]:
             peak.track(tensor)
         for tensor in _leaves(bench.batch):

@@ -182,7 +182,7 @@ def train_stage(
     data = task.training(
         C.task_config(task, spec["data"], "data"), batch_size=schedule.batch_size, seed=spec["seed"], device=device
     )
-    objective = module.build(child, parent, data.task or task, params, data.sample)
+    objective = module.build(child, parent, data.adapt(task), params, data.sample)
     if continues:
         _load_method_state(objective, Path(init_path) / METHOD_STATE)
     result = train(

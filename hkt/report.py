@@ -286,6 +286,12 @@ def metric_direction(spec: dict, metric: str) -> str:
     return spec["directions"].get(metric, "max")
 
 
+def row_roles(table: dict) -> dict:
+    """The paper's method id -> the suite's run, of a table block's rows that name both: a figure
+    shows the runs a table reports under the roles the paper gives them."""
+    return {row["paper"]: row["run"] for row in table.get("rows", []) if row.get("run") and row["paper"]}
+
+
 def comparisons_table(inp, outs: dict) -> pd.DataFrame:
     """Every run against each control named in the config, with hkt.stats' tests and verdicts."""
     options = inp.spec["report"]["tables"]["comparisons"]

@@ -178,3 +178,15 @@ def test_the_overlays_run_the_models_on_one_window_deep_slab_around_the_slice_th
         assert (z, slab) == (most, expected) and slab.start <= z < slab.stop
     assert overlay_slab(np.ones((5, 4, 4), np.uint8), 12)[1] == slice(0, 12)  # shorter than a window
     assert OVERLAY_CASES == 2
+
+
+def test_the_overlays_show_the_children_table3_names_by_role_beside_the_parent_and_the_child():
+    """The shown runs come from the report block (2HKT is no row of the paper's Table 3), not from
+    run names written into the figure."""
+    from hkt.tasks.lits.tables import overlay_roles
+
+    rows = [{"paper": "parent", "run": "parent"}, {"paper": "child", "run": "alone/default"}]
+    rows += [{"paper": None, "run": "alone/finetune", "label": "C+ft"}, {"paper": "hkt3", "run": "hkt/default"}]
+    named = {"tables": {"table3": {"rows": rows, "runs": {"hkt2": "hkt/two_stage", "hkt3": "hkt/default"}}}}
+    assert overlay_roles(named) == {"hkt2": "hkt/two_stage", "hkt3": "hkt/default"}
+    assert overlay_roles({"tables": {"table3": {"rows": rows}}}) == {"hkt3": "hkt/default"}

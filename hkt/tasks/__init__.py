@@ -29,13 +29,19 @@ class Download(NamedTuple):
     checksums: dict  # md5 / sha256 / sha256_prefix; empty: none is published (the first sha256 is kept)
 
 
+def as_assembled(task: Task) -> Task:
+    """What a stage's `adapt` is unless its data says otherwise: the task as its package assembled it."""
+    return task
+
+
 class TrainingData(NamedTuple):
     """What one training stage reads from its data: see `Task.training`."""
 
     batches: Callable[[int], tuple]  # step -> (inputs, targets), a pure function of (seed, step)
     validate: Callable[[nn.Module], dict]  # child -> validation metrics (the selection metric among them)
     sample: Any  # a small input batch for shape probing (tensor or tuple)
-    task: Task | None = None  # the task as this stage runs its models (e.g. RAFT's update count)
+    # the task as this stage runs its models, made from the assembled one (e.g. RAFT's update count)
+    adapt: Callable[[Task], Task] = as_assembled
 
 
 class EvaluationData(NamedTuple):
@@ -50,10 +56,10 @@ class BenchData(NamedTuple):
     """What `make bench` times: see `Task.benchmark`. Random tensors, so no data is read."""
 
     batch: tuple  # (inputs, targets) of one training batch at the stage's shapes
-    task: Task | None  # the task as that stage runs its models (None: as it is)
     infer_input: Any  # one inference input at the evaluation's timing shape
     infer: Callable[[nn.Module, Any], Any]  # (model, infer_input) -> the timed inference
     infer_batch: int  # inputs in infer_input (time is reported per input)
+    adapt: Callable[[Task], Task] = as_assembled  # the task as that stage runs its models
 
 
 def deferred(module: str, name: str) -> Callable:

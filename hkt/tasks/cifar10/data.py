@@ -237,9 +237,7 @@ def benchmark(data: DataConfig, ev: EvalConfig, batch_size: int, generator) -> B
     x = torch.randn(batch_size, 3, res, res, generator=generator)
     y = torch.randint(0, DATASET_CLASSES[data.dataset], (batch_size,), generator=generator)
     example = torch.randn(ev.timing["batch_size"], 3, res, res, generator=generator)
-    return BenchData(
-        batch=(x, y), task=None, infer_input=example, infer=lambda model, inp: model(inp), infer_batch=len(example)
-    )
+    return BenchData(batch=(x, y), infer_input=example, infer=lambda model, inp: model(inp), infer_batch=len(example))
 
 
 def evaluation(data: DataConfig, ev: EvalConfig, device) -> EvaluationData:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from hkt.conventions import dataset_label
-from hkt.tasks import BenchData, EvaluationData, TrainingData
+from hkt.tasks import BenchData, EvaluationData, Task, TrainingData
 from hkt.tasks.flow import formats, models
 from hkt.tasks.flow.metrics import FlowMeter, epe_on, infer_pair, sequence_loss
 
@@ -311,13 +311,11 @@ def dataset_name(data: DataConfig, name: str) -> str:
     return dataset_label(name, data.source)
 
 
-def stage_task(data: DataConfig):
+def stage_task(task: Task, data: DataConfig) -> Task:
     """The task as a training stage runs it: the stage's update count and loss decay."""
-    from hkt.tasks.flow import TASK  # the package assembles TASK from this module
-
     loss = partial(sequence_loss, gamma=data.gamma)
     return dataclasses.replace(
-        TASK,
+        task,
         forward=lambda model, x: models.run(model, x, data.train_updates),
         blocks=lambda model: models.blocks(model, data.train_updates),
         task_loss=loss,
@@ -333,7 +331,7 @@ def training(data: DataConfig, *, batch_size: int, seed: int, device) -> Trainin
         batches=batches,
         validate=lambda child: epe_on(child, val, data.val_updates, device),
         sample=(a[:2], b[:2]),
-        task=stage_task(data),
+        adapt=partial(stage_task, data=data),
     )
 
 
@@ -357,7 +355,7 @@ def benchmark(data: DataConfig, ev: EvalConfig, batch_size: int, generator) -> B
     a, b = _random_pair(1, th, tw, generator)
     return BenchData(
         batch=(_random_pair(batch_size, h, w, generator), (flow, valid)),
-        task=stage_task(data),
+        adapt=partial(stage_task, data=data),
         infer_input=(a[0], b[0]),
         infer=partial(_timing_infer, updates=ev.sintel_updates),
         infer_batch=1,

@@ -186,9 +186,7 @@ def figure4_roles(report_block: dict) -> dict:
     ablation study's roles where the block has one, else Table 1's rows (the regime blocks have no
     ablation table; without this they would show the parent and the child alone)."""
     tables = report_block["tables"]
-    return tables.get("ablation", {}).get("runs") or {
-        row["paper"]: row["run"] for row in tables.get("table1", {}).get("rows", []) if row.get("run") and row["paper"]
-    }
+    return tables.get("ablation", {}).get("runs") or report.row_roles(tables.get("table1", {}))
 
 
 def figure4_qualitative(inp: ReportInput, path) -> None:

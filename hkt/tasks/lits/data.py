@@ -173,7 +173,6 @@ def benchmark(data: DataConfig, ev: EvalConfig, batch_size: int, generator) -> B
 
     return BenchData(
         batch=(x, y),
-        task=None,
         infer_input=volume,
         infer=partial(_window_infer, patch=data.patch, overlap=ev.overlap),
         infer_batch=1,

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hkt import report  # noqa: E402
-from hkt.conventions import CHILD_RUN, PARENT_RUN  # noqa: E402
+from hkt.conventions import CHILD_RUN, PARENT, PARENT_RUN, run_name  # noqa: E402
 from hkt.tasks import ReportInput, load_shown_models  # noqa: E402
 
 # The paper's D-Mean ("global mean Dice") stands beside both of LiTS's liver Dice conventions: its
@@ -72,6 +72,15 @@ def table3(inp: ReportInput, outs: dict) -> pd.DataFrame:
 OVERLAY_CASES = 2  # test cases shown, one slice each
 
 
+def overlay_roles(report_block: dict) -> dict:
+    """role -> run of the children the overlays show beside the parent and the child alone: table
+    3's `runs` where the block names them (the paper's Table 3 has no 2HKT row to show it by),
+    else the table's rows."""
+    table = report_block["tables"].get("table3", {})
+    roles = table.get("runs") or report.row_roles(table)
+    return {role: run for role, run in roles.items() if run not in (PARENT, run_name(*CHILD_RUN))}
+
+
 def overlay_slab(labels: np.ndarray, depth: int) -> tuple[int, slice]:
     """The slice with the most liver and a slab of one window's depth around it: a figure shows one
     slice, so the models run on that slab, not on the whole volume (a paper-scale test case is
@@ -96,11 +105,9 @@ def overlays(inp: ReportInput, path) -> None:
     cases = load_cases(data, "test", limit=OVERLAY_CASES)
     seed = spec["seeds"][0]
     shown = {"parent": (*PARENT_RUN, None), "child": (*CHILD_RUN, seed)}
-    hkt_runs = [r["run"] for r in spec["report"]["tables"]["table3"]["rows"] if r["run"].startswith("hkt/")]
-    for run in dict.fromkeys(["hkt/two_stage", *hkt_runs]):  # 2HKT where configured, then the table's HKT rows
-        if run in spec["runs"]:
-            method, variant = run.split("/")
-            shown[run] = (method, variant, seed)
+    for role, run in overlay_roles(spec["report"]).items():
+        method, variant = run.split("/")
+        shown[f"{role} ({run})"] = (method, variant, seed)
     nets = load_shown_models(inp, shown)
     device = report.figure_device()
     overlap = spec["evaluation"]["overlap"]
