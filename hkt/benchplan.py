@@ -111,7 +111,12 @@ class Measurement:
 
     @property
     def label(self) -> str:
-        return {"train_step": "+".join((self.run, *self.switches)), "pipeline": self.pipeline}.get(self.kind, self.run)
+        """What the measurement is of, as its row names it: run+switches, a pipeline, or a role."""
+        if self.kind == "train_step":
+            return "+".join((self.run, *self.switches))
+        if self.kind == "pipeline":
+            return self.pipeline
+        return self.run
 
     @property
     def pipeline(self) -> str:

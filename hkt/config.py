@@ -147,14 +147,34 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
         except ValueError as err:
             raise ValueError(f"{key}.{err}") from err
     dataclass_from(task.eval_config, task_cfg["evaluation"], f"{key}.evaluation")
-    for where in (("parent", "train"), ("child", "train"), ("child", "finetune")):
-        names = [stage["name"] for stage in stages(task_cfg[where[0]][where[1]])]
+    _validate_stages(task, task_cfg, key)
+    _validate_checkpoints(task_cfg, key, manifest)
+    _validate_runs(cfg, task_name, task, task_cfg, key)
+    bench = bench_block(task_cfg, key)
+    if bench is not None and bench.pipelines is not None:
+        if task.plain_loader is None:
+            raise ValueError(
+                f"{key}.bench.pipelines: task {task.name!r} describes no DataLoader loop (Task.plain_loader)"
+            )
+        task_config(task, {**task_cfg["data"], **(bench.pipelines.data or {})}, f"{key}.bench.pipelines.data")
+    _validate_report(task, task_cfg, key)
+
+
+def _validate_stages(task, task_cfg: dict, key: str) -> None:
+    """Every training stage: unique names, a valid Schedule, its data block with the stage's overrides."""
+    for role, schedule in (("parent", "train"), ("child", "train"), ("child", "finetune")):
+        block = task_cfg[role][schedule]
+        names = [stage["name"] for stage in stages(block)]
         if len(set(names)) != len(names):
-            raise ValueError(f"{key}.{where[0]}.{where[1]}: stage names must be unique, got {names}")
-        for i, stage in enumerate(stages(task_cfg[where[0]][where[1]])):
-            skey = f"{key}.{where[0]}.{where[1]}" + (f"[{i}]" if isinstance(task_cfg[where[0]][where[1]], list) else "")
+            raise ValueError(f"{key}.{role}.{schedule}: stage names must be unique, got {names}")
+        for i, stage in enumerate(stages(block)):
+            skey = f"{key}.{role}.{schedule}" + (f"[{i}]" if isinstance(block, list) else "")
             dataclass_from(Schedule, schedule_of(stage), skey)
             task_config(task, merge(task_cfg["data"], stage.get("data")), f"{skey}.data")
+
+
+def _validate_checkpoints(task_cfg: dict, key: str, manifest: dict) -> None:
+    """Published checkpoints: each in data/MANIFEST.yaml, the parent's of the parent's architecture."""
     parent = task_cfg["parent"]
     if parent["source"] == "published" and not parent.get("published"):
         raise ValueError(f"{key}.parent.published: required when parent.source is 'published'")
@@ -169,6 +189,11 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
                 f"{key}.parent.published: {parent['published']!r} is a "
                 f"{entry['arch']}, but parent.arch is {parent['arch']}"
             )
+
+
+def _validate_runs(cfg: dict, task_name: str, task, task_cfg: dict, key: str) -> None:
+    """Each run: a configured method/variant, its parameters for this task, its architecture, and
+    the trained child it may start from."""
     for method_name in task_cfg.get("method_params") or {}:
         if method_name not in cfg["methods"]:
             raise ValueError(f"{key}.method_params.{method_name}: no such method in `methods`")
@@ -199,13 +224,6 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
                 params.check_task(task)
             except ValueError as err:
                 raise ValueError(f"methods.{method_name}.variants.{variant}.params: {err}") from err
-    bench = bench_block(task_cfg, key)
-    if bench is not None and bench.pipelines is not None:
-        if task.plain_loader is None:
-            raise ValueError(
-                f"{key}.bench.pipelines: task {task.name!r} describes no DataLoader loop (Task.plain_loader)"
-            )
-        task_config(task, {**task_cfg["data"], **(bench.pipelines.data or {})}, f"{key}.bench.pipelines.data")
     uses_child = [r for r in task_cfg["runs"] if run_init(cfg, *r.split("/")) == "child"]
     if uses_child and run_init(cfg, *CHILD_RUN) != "scratch":
         raise ValueError(
@@ -217,7 +235,6 @@ def _validate_task(cfg: dict, task_name: str, task_cfg: dict, manifest: dict) ->
             f"{key}.runs: {uses_child[0]!r} starts from the trained child, so "
             f"{'/'.join(CHILD_RUN)!r} must be in the runs"
         )
-    _validate_report(task, task_cfg, key)
 
 
 def _validate_report(task, task_cfg: dict, key: str) -> None:

@@ -74,6 +74,23 @@ def deferred(module: str, name: str) -> Callable:
     return call
 
 
+def template_parts(package: str, *, data: tuple = (), prepare: tuple = ("prepare_data",)) -> dict:
+    """The Task fields a package keeps under the task template's names (README, "Adding a task"):
+    its data.py's DataConfig, EvalConfig, training and evaluation, the further `data` parts named
+    (benchmark, check_config), and the `prepare` parts of its prepare.py, deferred (they import what
+    a training job never needs). Its __init__ then spells out only the choices that make the task."""
+    module = importlib.import_module(f"{package}.data")
+    parts = {
+        "data_config": module.DataConfig,
+        "eval_config": module.EvalConfig,
+        "training": module.training,
+        "evaluation": module.evaluation,
+    }
+    parts.update({name: getattr(module, name) for name in data})
+    parts.update({name: deferred(f"{package}.prepare", name) for name in prepare})
+    return parts
+
+
 def call(model: nn.Module, x):
     """Run a model on a training input as methods do: one argument, tensor or tuple."""
     return model(x)

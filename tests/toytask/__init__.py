@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from hkt.tasks import Task, deferred
-from toytask import data, models, prepare, tables
+from hkt.tasks import Task, deferred, template_parts
+from toytask import models, tables
 
 TASK = Task(
     name="toy",
+    **template_parts(__name__),
     build_model=models.build_model,
     blocks=models.blocks,
     task_loss=F.mse_loss,
     inherit_losses={"mse": F.mse_loss},
     max_stages=2,
-    data_config=data.DataConfig,
-    eval_config=data.EvalConfig,
-    prepare_data=prepare.prepare_data,
-    training=data.training,
-    evaluation=data.evaluation,
     select=("mse", "min"),
     metrics={"mse": "min"},
     tables={"summary": tables.summary, "comparisons": deferred("hkt.report", "comparisons_table")},

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from hkt.tasks import Task, deferred
-from hkt.tasks.cifar10 import data, metrics, models
+from hkt.tasks import Task, deferred, template_parts
+from hkt.tasks.cifar10 import metrics, models
 
-PREPARE, TABLES = "hkt.tasks.cifar10.prepare", "hkt.tasks.cifar10.tables"  # torchvision, matplotlib
+TABLES = "hkt.tasks.cifar10.tables"  # matplotlib: report jobs only
 
 TASK = Task(
     name="cifar10",
+    # prepare.py reads with torchvision: data jobs only
+    **template_parts(
+        __name__,
+        data=("benchmark", "check_config"),
+        prepare=("prepare_data", "downloads", "stand_in", "plain_loader"),
+    ),
     build_model=models.build,
     blocks=models.blocks,
     task_loss=F.cross_entropy,
@@ -26,19 +32,9 @@ TASK = Task(
     inherit_losses={"ce": F.cross_entropy, "mae": metrics.mae_to_onehot},
     max_stages=2,
     feature_points=models.feature_points,
-    data_config=data.DataConfig,
-    eval_config=data.EvalConfig,
-    prepare_data=deferred(PREPARE, "prepare_data"),
-    downloads=deferred(PREPARE, "downloads"),
-    stand_in=deferred(PREPARE, "stand_in"),
-    training=data.training,
-    evaluation=data.evaluation,
-    check_config=data.check_config,
     select=("top1_acc", "max"),
     metrics={"top1_acc": "max", "top1_err": "min"},
     headline=("top1_acc",),
-    benchmark=data.benchmark,
-    plain_loader=deferred(PREPARE, "plain_loader"),
     tables={"table2": deferred(TABLES, "table2"), "comparisons": deferred("hkt.report", "comparisons_table")},
     figures={name: deferred(TABLES, name) for name in ("learning_curves", "accuracy_vs_params")},
 )

@@ -30,51 +30,43 @@ from hkt.tasks.cifar10.data import MANIFEST, DataConfig, read_manifest
 
 @dataclass(frozen=True)
 class Layout:
-    """One official release, as torchvision's reader class describes it."""
+    """One official release, as torchvision's reader class describes it (`layout_of`)."""
 
     reader: type  # torchvision.datasets.CIFAR10 or CIFAR100
     classes: int
     label_key: str  # the label list in each pickled batch
     name: str
+    url: str
+    archive: str
+    archive_md5: str
+    folder: str  # the archive's top folder
+    train_files: list
+    test_files: list
+    meta: dict  # {filename, key, md5} of the class-name file
+    official_md5: dict  # every file of the folder -> its published md5
 
-    @property
-    def url(self) -> str:
-        return self.reader.url
 
-    @property
-    def archive(self) -> str:
-        return self.reader.filename
-
-    @property
-    def archive_md5(self) -> str:
-        return self.reader.tgz_md5
-
-    @property
-    def folder(self) -> str:
-        return self.reader.base_folder
-
-    @property
-    def train_files(self) -> list[str]:
-        return [name for name, _ in self.reader.train_list]
-
-    @property
-    def test_files(self) -> list[str]:
-        return [name for name, _ in self.reader.test_list]
-
-    @property
-    def meta(self) -> dict:
-        return self.reader.meta
-
-    @property
-    def official_md5(self) -> dict:
-        return {name: md5 for name, md5 in self.reader.train_list + self.reader.test_list} | {
-            self.meta["filename"]: self.meta["md5"]
-        }
+def layout_of(reader: type, classes: int, label_key: str, name: str) -> Layout:
+    """The release that torchvision's `reader` downloads and checks: its names and md5 sums."""
+    return Layout(
+        reader,
+        classes,
+        label_key,
+        name,
+        url=reader.url,
+        archive=reader.filename,
+        archive_md5=reader.tgz_md5,
+        folder=reader.base_folder,
+        train_files=[file for file, _ in reader.train_list],
+        test_files=[file for file, _ in reader.test_list],
+        meta=reader.meta,
+        official_md5=dict(reader.train_list + reader.test_list) | {reader.meta["filename"]: reader.meta["md5"]},
+    )
 
 
 LAYOUTS = {
-    "cifar10": Layout(torchvision.datasets.CIFAR10, 10, "labels", "CIFAR-10"),  # archive md5 c58f3010...
-    "cifar100": Layout(torchvision.datasets.CIFAR100, 100, "fine_labels", "CIFAR-100"),  # eb9058c3...
+    "cifar10": layout_of(torchvision.datasets.CIFAR10, 10, "labels", "CIFAR-10"),  # archive md5 c58f3010...
+    "cifar100": layout_of(torchvision.datasets.CIFAR100, 100, "fine_labels", "CIFAR-100"),  # eb9058c3...
 }
 CIFAR10 = LAYOUTS["cifar10"]
 URL, ARCHIVE, ARCHIVE_MD5, FOLDER = CIFAR10.url, CIFAR10.archive, CIFAR10.archive_md5, CIFAR10.folder

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from functools import partial
 
-from hkt.tasks import Task, deferred
+from hkt.tasks import Task, deferred, template_parts
 from hkt.tasks.flow import data, metrics, models
 
-PREPARE, TABLES = "hkt.tasks.flow.prepare", "hkt.tasks.flow.tables"  # data and report jobs only
+TABLES = "hkt.tasks.flow.tables"  # matplotlib: report jobs only
 
 TASK = Task(
     name="flow",
+    **template_parts(__name__, data=("benchmark",), prepare=("prepare_data", "data_parts", "downloads", "stand_in")),
     build_model=models.build,
     blocks=partial(models.blocks, updates=12),
     forward=partial(models.run, updates=12),
@@ -29,18 +30,9 @@ TASK = Task(
     max_stages=3,
     mixed_leaves=models.mixed_leaves,
     feature_points=models.feature_points,
-    data_config=data.DataConfig,
-    eval_config=data.EvalConfig,
-    prepare_data=deferred(PREPARE, "prepare_data"),
-    data_parts=deferred(PREPARE, "data_parts"),
-    downloads=deferred(PREPARE, "downloads"),
-    stand_in=deferred(PREPARE, "stand_in"),
-    training=data.training,
-    evaluation=data.evaluation,
     select=("epe", "min"),
     metrics={"epe": "min", "fl_all": "min"},
     headline=("epe", "fl_all"),
-    benchmark=data.benchmark,
     exports={"kitti_test": data.kitti_test},
     tables={
         "table1": deferred(TABLES, "table1"),

@@ -11,13 +11,14 @@ Each part in the module of the task template (README, "Adding a task").
 
 from __future__ import annotations
 
-from hkt.tasks import Task, deferred
-from hkt.tasks.lits import data, metrics, models
+from hkt.tasks import Task, deferred, template_parts
+from hkt.tasks.lits import metrics, models
 
-PREPARE, TABLES = "hkt.tasks.lits.prepare", "hkt.tasks.lits.tables"  # data and report jobs only
+TABLES = "hkt.tasks.lits.tables"  # matplotlib: report jobs only
 
 TASK = Task(
     name="lits",
+    **template_parts(__name__, data=("benchmark",), prepare=("prepare_data", "downloads", "stand_in")),
     build_model=models.build,
     blocks=models.blocks,
     task_loss=metrics.segmentation_loss,
@@ -26,17 +27,9 @@ TASK = Task(
     max_stages=3,
     mixed_leaves=models.mixed_leaves,
     feature_points=models.feature_points,
-    data_config=data.DataConfig,
-    eval_config=data.EvalConfig,
-    prepare_data=deferred(PREPARE, "prepare_data"),
-    downloads=deferred(PREPARE, "downloads"),
-    stand_in=deferred(PREPARE, "stand_in"),
-    training=data.training,
-    evaluation=data.evaluation,
     select=("dice_mean", "max"),
     metrics={"dice_mean": "max", "dice_global": "max", "tumour_dice_mean": "max"},
     headline=("dice_mean",),
-    benchmark=data.benchmark,
     tables={"table3": deferred(TABLES, "table3"), "comparisons": deferred("hkt.report", "comparisons_table")},
     figures={"overlays": deferred(TABLES, "overlays")},
 )
