@@ -60,6 +60,7 @@ SCHEDULES = (("parent", "train"), ("child", "train"), ("child", "finetune"))
 # the data keys that decide a training step's tensor shapes (flow crop and updates, LiTS patch,
 # CIFAR resolution and classes)
 SHAPE_KEYS = ("crop", "train_updates", "patch", "resolution", "dataset")
+BOUND_MIN = 90  # what `make rehearse` may take from a fresh clone, setup to report (issue 19)
 
 
 def _package(block: dict, name: str) -> str:
@@ -312,9 +313,12 @@ def _match(benchmarks: dict, rule: str, name: str, run: str, spec: dict):
     return benchmarks.get((rule, wild))
 
 
-def summary(frame: pd.DataFrame, seconds: int | None, machine: str) -> str:
-    """results/rehearsal/summary.md: what ran, what failed, and every check of the report."""
+def summary(frame: pd.DataFrame, seconds: int | None, machine: str, cores: int = 1) -> str:
+    """results/rehearsal/summary.md: what ran, what failed, every check of the report, and where
+    the wall time went (the jobs' own time against what the node's cores had)."""
     train = frame[frame.rule.str.startswith("train_")]
+    job_min = frame.seconds.sum() / 60
+    by_rule = (frame.groupby("rule").seconds.sum() / 60).sort_values(ascending=False)
     over = frame[frame.peak_rss_mb > frame.declared_mem_mb]
     gpu = train.dropna(subset=["gpu_needed_mb"])
     short = gpu[gpu.gpu_needed_mb > gpu.gpu_requested_mb.fillna(0)]
@@ -335,6 +339,16 @@ def summary(frame: pd.DataFrame, seconds: int | None, machine: str) -> str:
         else "- no GPU trace",
         f"- batches smaller than the paper's (a CPU step at the paper's takes minutes): "
         f"{int((train.batch < train.paper_batch).sum())} of {len(train)} training jobs",
+        f"- job time: {job_min:.0f} min, one thread each (benchmark seconds); by rule: "
+        + ", ".join(f"{rule} {minutes:.0f}" for rule, minutes in by_rule.items()),
+    ]
+    if seconds is not None:
+        lines.append(
+            f"- wall time {seconds / 60:.0f} min, {'within' if seconds / 60 <= BOUND_MIN else 'over'} the "
+            f"{BOUND_MIN}-minute bound: the jobs alone fill {job_min / cores:.0f} min of {cores} core(s); the rest "
+            "is setup, each SLURM job's two Snakemake starts, Snakemake's status checks and this report"
+        )
+    lines += [
         "",
         "Each row of jobs.csv: the job's rule, block, run and stage, status, wall seconds and peak resident",
         "memory (Snakemake's benchmark), the memory its rule declares at paper scale, seconds per training",
@@ -372,9 +386,11 @@ def main(argv=None) -> None:
 
     out = Path(args.out)
     frame = report(args.work, args.config, args.paper, out / "jobs.csv", workers=args.workers)
-    machine = f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores"
-    atomic_write_text(out / "summary.md", summary(frame, args.seconds, machine))
-    print(summary(frame, args.seconds, machine))
+    cores = os.cpu_count() or 1
+    machine = f"{device_name(torch.device('cpu'))}, {cores} cores"
+    text = summary(frame, args.seconds, machine, cores)
+    atomic_write_text(out / "summary.md", text)
+    print(text)
 
 
 if __name__ == "__main__":

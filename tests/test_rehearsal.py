@@ -130,3 +130,15 @@ def test_a_slice_of_the_rehearsal_runs_every_rule_at_the_real_shapes(overlay, tm
     metrics = pd.read_csv(work / "results" / "flow-ctsk" / "metrics.csv")
     assert set(metrics.scale) == {"rehearsal"} and (metrics.metric == "fl_all").any()
     assert "REHEARSAL" in (work / "results" / "tables" / "flow-ctsk" / "table1.md").read_text()
+
+
+def test_the_summary_says_where_the_wall_time_went_and_whether_it_kept_the_bound():
+    row = {"block": "lits", "run": "-", "status": "ok", "peak_rss_mb": 900.0, "declared_mem_mb": 2000.0}
+    row |= {"batch": None, "paper_batch": None, "gpu_needed_mb": None, "gpu_requested_mb": None}
+    frame = pd.DataFrame([row | {"rule": "evaluate", "seconds": 3000.0}, row | {"rule": "table", "seconds": 600.0}])
+    frame["gpu_peak_gib_at_paper_batch"] = None
+    over = rehearse.summary(frame, seconds=(rehearse.BOUND_MIN + 1) * 60, machine="cpu", cores=2)
+    assert "job time: 60 min, one thread each (benchmark seconds); by rule: evaluate 50, table 10" in over
+    assert f"over the {rehearse.BOUND_MIN}-minute bound: the jobs alone fill 30 min of 2 core(s)" in over
+    within = rehearse.summary(frame, seconds=rehearse.BOUND_MIN * 60, machine="cpu", cores=2)
+    assert f"within the {rehearse.BOUND_MIN}-minute bound" in within
