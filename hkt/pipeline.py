@@ -247,8 +247,11 @@ def write_model_dir(out_dir: Path, result: TrainResult, spec: dict, *, device, e
         "world_size": world,
         **extra,
     }
+    curve = pd.DataFrame(result.curve)
+    if curve.empty:  # a published parent trains no step: a header, so readers get an empty table
+        curve = pd.DataFrame(columns=["step"])
     with atomic_path(out_dir / "curve.csv") as tmp:
-        pd.DataFrame(result.curve).to_csv(tmp, index=False)
+        curve.to_csv(tmp, index=False)
     atomic_write_json(out_dir / "meta.json", meta)
     if spec["stage"] != spec["stages"][-1]:
         atomic_torch_save(result.best_state, out_dir / METHOD_STATE)

@@ -332,6 +332,9 @@ def test_the_parent_comes_from_a_published_checkpoint_when_present_and_verified(
     pipeline.obtain_parent(parent_spec(cfg, manifest=manifest), tmp_path / "parent", log=quiet)
     meta = json.loads((tmp_path / "parent" / "meta.json").read_text())
     assert meta["parent_source"] == "published"
+    # figure jobs read every model's curve: a published parent's is a table with no rows (the first
+    # rehearsal to reach the figures of a published-parent block failed on an empty file here)
+    assert pd.read_csv(tmp_path / "parent" / "curve.csv").empty
     saved = torch.load(tmp_path / "parent" / "parent.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
 
