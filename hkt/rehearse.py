@@ -313,7 +313,16 @@ def _match(benchmarks: dict, rule: str, name: str, run: str, spec: dict):
     return benchmarks.get((rule, wild))
 
 
-def summary(frame: pd.DataFrame, seconds: int | None, machine: str, cores: int = 1) -> str:
+def dag_progress(log_text: str) -> tuple[int | None, int | None, list[str]]:
+    """(jobs done, jobs in the DAG, outputs of jobs with a failed attempt) from Snakemake's log of
+    the run: jobs.csv has a row per job that ran, so a job that never wrote a benchmark shows here."""
+    steps = re.findall(r"(\d+) of (\d+) steps", log_text)
+    done, total = (int(steps[-1][0]), int(steps[-1][1])) if steps else (None, None)
+    failed = re.findall(r"^Error in rule \w+:\n(?:    .*\n)*?    output: (.*)$", log_text, flags=re.M)
+    return done, total, sorted(set(failed))
+
+
+def summary(frame: pd.DataFrame, seconds: int | None, machine: str, cores: int = 1, dag=None) -> str:
     """results/rehearsal/summary.md: what ran, what failed, every check of the report, and where
     the wall time went (the jobs' own time against what the node's cores had)."""
     train = frame[frame.rule.str.startswith("train_")]
@@ -328,6 +337,7 @@ def summary(frame: pd.DataFrame, seconds: int | None, machine: str, cores: int =
         f"Machine: {machine}. Wall time: {'-' if seconds is None else f'{seconds / 60:.0f} min'} (setup, SLURM, the DAG, this report).",
         "",
         f"- jobs: {len(frame)}, of which training {len(train)}; status ok: {int((frame.status == 'ok').sum())}",
+        *_dag_lines(dag),
         f"- by rule: {', '.join(f'{r} {n}' for r, n in frame.rule.value_counts().sort_index().items())}",
         f"- blocks: {', '.join(sorted({b for names in frame.block for b in names.split('+')} - {'-'}))}",
         f"- peak resident memory above what the rule declares at paper scale: {len(over)} job(s)",
@@ -356,6 +366,16 @@ def summary(frame: pd.DataFrame, seconds: int | None, machine: str, cores: int =
         "the paper's batch (hkt.memory: traced with fake tensors, x1.25 + 1 GiB) against its rule's request.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _dag_lines(dag) -> list[str]:
+    if dag is None or dag[1] is None:
+        return []
+    done, total, failed = dag
+    lines = [f"- Snakemake (this invocation): {done} of {total} jobs done"]
+    if failed:
+        lines.append(f"- jobs with a failed attempt (snakemake.log): {', '.join(failed)}")
+    return lines
 
 
 def main(argv=None) -> None:
@@ -388,7 +408,9 @@ def main(argv=None) -> None:
     frame = report(args.work, args.config, args.paper, out / "jobs.csv", workers=args.workers)
     cores = os.cpu_count() or 1
     machine = f"{device_name(torch.device('cpu'))}, {cores} cores"
-    text = summary(frame, args.seconds, machine, cores)
+    log = Path(args.work) / "snakemake.log"
+    dag = dag_progress(log.read_text()) if log.exists() else None
+    text = summary(frame, args.seconds, machine, cores, dag)
     atomic_write_text(out / "summary.md", text)
     print(text)
 

@@ -142,3 +142,21 @@ def test_the_summary_says_where_the_wall_time_went_and_whether_it_kept_the_bound
     assert f"over the {rehearse.BOUND_MIN}-minute bound: the jobs alone fill 30 min of 2 core(s)" in over
     within = rehearse.summary(frame, seconds=rehearse.BOUND_MIN * 60, machine="cpu", cores=2)
     assert f"within the {rehearse.BOUND_MIN}-minute bound" in within
+
+
+def test_the_summary_counts_the_dags_jobs_and_names_those_that_failed_from_snakemakes_log():
+    """jobs.csv has a row per job that ran: a figure that failed before writing its benchmark must
+    still show (the first full rehearsal's summary read 'status ok: 115' of 122 jobs)."""
+    log = (
+        "3 of 122 steps (2%) done\n"
+        "Error in rule figure:\n    message: failed\n    jobid: 28\n    input: a.csv\n"
+        "    output: figures/cifar10_learning_curves.png\n    log: x.log\n"
+        "115 of 122 steps (94%) done\n"
+    )
+    assert rehearse.dag_progress(log) == (115, 122, ["figures/cifar10_learning_curves.png"])
+    row = {"rule": "table", "block": "lits", "run": "-", "status": "ok", "seconds": 60.0, "peak_rss_mb": 1.0}
+    row |= {"declared_mem_mb": 2.0, "batch": None, "paper_batch": None, "gpu_needed_mb": None}
+    frame = pd.DataFrame([row | {"gpu_requested_mb": None, "gpu_peak_gib_at_paper_batch": None}])
+    text = rehearse.summary(frame, None, "cpu", dag=rehearse.dag_progress(log))
+    assert "- Snakemake (this invocation): 115 of 122 jobs done" in text
+    assert "failed attempt (snakemake.log): figures/cifar10_learning_curves.png" in text
