@@ -1,8 +1,10 @@
 """Invalid configurations fail before any job runs, naming the key."""
 
 import copy
+import re
 import subprocess
 import sys
+from itertools import pairwise
 
 import pytest
 import yaml
@@ -178,6 +180,41 @@ def test_snakemake_refuses_an_invalid_config_before_scheduling_any_job(default, 
     log = out.stdout + out.stderr
     assert "invalid configuration" in log and "lambda must lie in [0, 1]" in log
     assert "Job stats" not in log  # nothing was scheduled
+
+
+def planned_priorities(out):
+    """(rule, wildcards) -> priority of every job a dry run plans (Snakemake prints non-zero ones)."""
+    jobs = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if rule:
+            wildcards = re.search(r"wildcards: (.*)", block)
+            priority = re.search(r"priority: (\d+)", block)
+            key = (rule.group(1), wildcards.group(1) if wildcards else "")
+            jobs[key] = int(priority.group(1)) if priority else 0
+    return jobs
+
+
+def test_jobs_that_others_wait_on_start_first_then_a_trained_tasks_report_then_the_runs_task_by_task(default):
+    # On 2 cores every task's evaluation, tables and figures used to wait for the last training
+    # job of any task, and the default DAG ended with 100 seconds of one job at a time.
+    out = dry_run("--forceall")
+    assert out.returncode == 0, out.stderr
+    jobs = planned_priorities(out.stdout)
+    heads = {
+        k: p
+        for k, p in jobs.items()
+        if k[0] in ("prepare_data", "train_parent", "train_parent_stage", "train_run_stage")
+        or "method=alone, variant=default," in k[1]
+    }
+    report = {k: p for k, p in jobs.items() if k[0] in ("evaluate", "export", "table", "figure", "report_html")}
+    runs = {k: p for k, p in jobs.items() if k[0] == "train_run" and k not in heads}
+    # data roots, parents, flow's parent stage, flow's alone stages, alone x 3 tasks x 2 seeds
+    assert len(heads) == 3 + 3 + 1 + 2 + 6
+    assert len(report) == 3 + 1 + 7 + 5 + 1 and len(runs) == 50
+    assert min(heads.values()) > max(report.values()) > max(runs.values())
+    by_task = [{p for k, p in runs.items() if f"task={task}," in k[1]} for task in default["tasks"]]
+    assert all(min(first) > max(later) for first, later in pairwise(by_task)), by_task
 
 
 def test_run_specs_resolve_the_schedule_and_name_their_upstream_jobs_by_hash(default):

@@ -18,6 +18,7 @@ rule prepare_data:
         "logs/data/{dataroot}/{part}.log",
     benchmark:
         "benchmarks/prepare_data/dataroot={dataroot},part={part}.tsv"
+    priority: PRIORITY_CHAIN_HEAD
     threads: lambda w: job(data_job(w)["task"], "data", "threads")
     resources:
         **job_resources("data", task=lambda w: data_job(w)["task"]),

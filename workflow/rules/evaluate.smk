@@ -20,6 +20,7 @@ rule evaluate:
         "logs/{task}/evaluate.log",
     benchmark:
         "benchmarks/evaluate/task={task}.tsv"
+    priority: PRIORITY_REPORT
     threads: lambda w: job(w.task, "evaluate", "threads")
     resources:
         **job_resources("evaluate"),
@@ -45,6 +46,7 @@ rule export:
         "logs/{task}/export.{name}.{method}.{variant}.seed{seed}.log",
     benchmark:
         "benchmarks/export/task={task},name={name},method={method},variant={variant},seed={seed}.tsv"
+    priority: PRIORITY_REPORT
     threads: lambda w: job(w.task, "evaluate", "threads")
     resources:
         **job_resources("evaluate"),

@@ -19,6 +19,7 @@ rule table:
         "logs/{task}/table.{name}.log",
     benchmark:
         "benchmarks/table/task={task},name={name}.tsv"
+    priority: PRIORITY_REPORT
     # a CSV read and three small files written: on the submit host, where a cluster job would spend
     # its queueing and start-up (two Snakemake starts under SLURM, ~25 s in the rehearsal) on a
     # second of work
@@ -46,6 +47,7 @@ rule figure:
         "logs/{task}/figure.{name}.log",
     benchmark:
         "benchmarks/figure/task={task},name={name}.tsv"
+    priority: PRIORITY_REPORT
     threads: lambda w: job(w.task, "figure", "threads")
     resources:
         **job_resources("figure"),
@@ -79,6 +81,7 @@ rule report_html:
         "logs/report_html.log",
     benchmark:
         "benchmarks/report_html/all.tsv"
+    priority: PRIORITY_REPORT
     localrule: True  # one HTML page of files already made, as the tables
     threads: 1
     resources:

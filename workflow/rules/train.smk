@@ -19,7 +19,7 @@ rule train_parent:
         "logs/{task}/parent.log",
     benchmark:
         "benchmarks/train_parent/task={task}.tsv"
-    priority: 10  # the longest job on the critical path: start it before the children
+    priority: PRIORITY_CHAIN_HEAD
     threads: lambda w: job(w.task, "parent", "threads")
     resources:
         **job_resources("parent"),
@@ -55,6 +55,7 @@ rule train_run:
         "logs/{task}/{method}/{variant}/seed{seed}.log",
     benchmark:
         "benchmarks/train_run/task={task},method={method},variant={variant},seed={seed}.tsv"
+    priority: run_priority
     threads: lambda w: job(w.task, "train", "threads")
     resources:
         **job_resources("train"),
@@ -75,3 +76,4 @@ use rule train_run as train_run_stage with:
         "logs/{task}/{method}/{variant}/seed{seed}.stage-{stage}.log",
     benchmark:
         "benchmarks/train_run_stage/task={task},method={method},variant={variant},seed={seed},stage={stage}.tsv"
+    priority: PRIORITY_CHAIN_HEAD  # the run's later stages wait on it
