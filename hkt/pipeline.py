@@ -16,14 +16,14 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 
 from hkt import config as C
 from hkt.conventions import WEIGHTS
 from hkt.fields import dataclass_from
-from hkt.io import atomic_path, atomic_torch_save, atomic_write_json, download, verify_checksum
+from hkt.io import atomic_path, atomic_torch_save, atomic_write_csv, atomic_write_json, download, verify_checksum
 from hkt.methods import load_method, make_params
 from hkt.models import count_parameters, load_checkpoint, save_checkpoint
 from hkt.runmeta import device_name, pick_device, run_metadata
@@ -31,6 +31,9 @@ from hkt.schedule import Schedule
 from hkt.tasks import build_model, get_task
 from hkt.timing import inference_ms_per_input
 from hkt.train import CHECKPOINT, TrainResult, train
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METHOD_STATE = "method.pt"  # the whole method (child and its trainable extras) for the next stage
 RESULT_COLUMNS = [
@@ -247,11 +250,8 @@ def write_model_dir(out_dir: Path, result: TrainResult, spec: dict, *, device, e
         "world_size": world,
         **extra,
     }
-    curve = pd.DataFrame(result.curve)
-    if curve.empty:  # a published parent trains no step: a header, so readers get an empty table
-        curve = pd.DataFrame(columns=["step"])
-    with atomic_path(out_dir / "curve.csv") as tmp:
-        curve.to_csv(tmp, index=False)
+    # a published parent trains no step: its curve is the header alone
+    atomic_write_csv(out_dir / "curve.csv", result.curve, columns_if_empty=("step",))
     atomic_write_json(out_dir / "meta.json", meta)
     if spec["stage"] != spec["stages"][-1]:
         atomic_torch_save(result.best_state, out_dir / METHOD_STATE)
@@ -357,6 +357,8 @@ def evaluate(
         meta = run_metadata(config_hash=C.config_hash(entry), seed=None, device=device, scale=spec["scale"])
         base = {**common, "method": "published", "variant": name, "seed": -1, **{k: meta[k] for k in META_COLUMNS}}
         rows += [{**base, **r} for r in score(model, val(model.to(device))[metric])]
+    import pandas as pd  # here, not at the top: training jobs, which import this module, need none
+
     table = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
