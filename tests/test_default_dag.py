@@ -57,13 +57,15 @@ def test_inhernet_added_through_the_registry_learns_within_the_childs_budget(dag
 def test_a_feature_map_method_learns_and_hkt_compare_ranks_it_against_the_baselines_rerun_beside_it(dag):
     """Attention transfer (one module in baselines/, one config entry) reads CIFAR's named feature
     points; the README's command answers "is mine better?" on one screen, against the controls
-    and the best baselines of the same results file (same machine), with corrected verdicts."""
+    and the best baselines of the same results file (same machine), with corrected verdicts. The
+    frozen set holds attention transfer since the refreeze of bd50b4a, so `--runs` names it."""
     m = pd.read_csv(dag / "results" / "cifar10" / "metrics.csv")
     acc = m[(m.metric == "top1_acc") & (m.split == "test") & (m.method == "attention_transfer")]["value"]
     assert len(acc) == 2 and acc.min() > 40  # chance is 10 %
     out = subprocess.run(
         [sys.executable, "-m", "hkt.cli", "compare", "results/cifar10/metrics.csv", "--frozen",
-         str(C.ROOT / "results" / "frozen" / "smoke"), "--out", "results/compare/mine"],
+         str(C.ROOT / "results" / "frozen" / "smoke"), "--runs", "attention_transfer/default",
+         "--out", "results/compare/mine"],
         cwd=dag, capture_output=True, text=True,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
