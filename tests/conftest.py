@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -34,6 +36,21 @@ def tiny_config(data_root: Path) -> dict:
         schedule.update(small)
     t["evaluation"]["timing"] = {"batch_size": 16, "warmup": 1, "repeats": 2}
     return C.validate(cfg)
+
+
+class PlannedJob(NamedTuple):
+    rule: str
+    wildcards: str  # as Snakemake prints them ("task=flow, method=hkt, ..."); "" for none
+    priority: int  # 0 where Snakemake prints none (it prints only non-zero ones)
+
+
+def planned_jobs(dry_run_stdout: str) -> list[PlannedJob]:
+    """Every job a Snakemake dry run (`-n`) prints, in its order."""
+    jobs = []
+    for header in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n?)*)", dry_run_stdout, re.M):
+        fields = dict(re.findall(r"^    (\w+): (.*)$", header.group(2), re.M))
+        jobs.append(PlannedJob(header.group(1), fields.get("wildcards", ""), int(fields.get("priority", 0))))
+    return jobs
 
 
 def quiet(message):

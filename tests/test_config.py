@@ -1,14 +1,13 @@
 """Invalid configurations fail before any job runs, naming the key."""
 
 import copy
-import re
 import subprocess
 import sys
 from itertools import pairwise
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, planned_jobs
 
 from hkt import config as C
 
@@ -182,25 +181,12 @@ def test_snakemake_refuses_an_invalid_config_before_scheduling_any_job(default, 
     assert "Job stats" not in log  # nothing was scheduled
 
 
-def planned_priorities(out):
-    """(rule, wildcards) -> priority of every job a dry run plans (Snakemake prints non-zero ones)."""
-    jobs = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        rule = re.match(r"(?:local)?rule (\w+):", block)
-        if rule:
-            wildcards = re.search(r"wildcards: (.*)", block)
-            priority = re.search(r"priority: (\d+)", block)
-            key = (rule.group(1), wildcards.group(1) if wildcards else "")
-            jobs[key] = int(priority.group(1)) if priority else 0
-    return jobs
-
-
 def test_jobs_that_others_wait_on_start_first_then_a_trained_tasks_report_then_the_runs_task_by_task(default):
     # On 2 cores every task's evaluation, tables and figures used to wait for the last training
     # job of any task, and the default DAG ended with 100 seconds of one job at a time.
     out = dry_run("--forceall")
     assert out.returncode == 0, out.stderr
-    jobs = planned_priorities(out.stdout)
+    jobs = {(j.rule, j.wildcards): j.priority for j in planned_jobs(out.stdout)}
     heads = {
         k: p
         for k, p in jobs.items()

@@ -8,6 +8,7 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+from conftest import planned_jobs
 
 from hkt import config as C
 
@@ -111,16 +112,16 @@ def trained_runs(dag, edit) -> list[str]:
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    jobs = re.findall(r"^rule (train_\w+):\n(?:    .*\n)*?    wildcards: (.*)$", out.stdout, re.M)
     return sorted(
-        re.search(r"task=(\w+)", w).group(1)
+        re.search(r"task=(\w+)", j.wildcards).group(1)
         + ":"
         + (
             "parent"
-            if rule.startswith("train_parent")
-            else "/".join(re.search(r"method=(\w+), variant=([\w.]+), seed=(\d+)", w).groups())
+            if j.rule.startswith("train_parent")
+            else "/".join(re.search(r"method=(\w+), variant=([\w.]+), seed=(\d+)", j.wildcards).groups())
         )
-        for rule, w in jobs
+        for j in planned_jobs(out.stdout)
+        if j.rule.startswith("train_")
     )
 
 

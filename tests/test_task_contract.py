@@ -16,7 +16,7 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, workflow_copy
+from conftest import REPO, planned_jobs, workflow_copy
 
 pytestmark = pytest.mark.slow
 TOY = REPO / "tests" / "toytask"
@@ -49,8 +49,7 @@ def scheduled(work, config: dict) -> list[str]:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     out = snakemake(work, "-n", "--configfile", str(path))
     assert out.returncode == 0, out.stderr[-3000:]
-    jobs = re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", out.stdout, re.M)
-    return sorted(f"{rule}:{w}" for rule, w in jobs)
+    return sorted(f"{j.rule}:{j.wildcards}" for j in planned_jobs(out.stdout) if j.wildcards)
 
 
 def toy_config() -> dict:
