@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -c 'import sys; assert (3, 11, 4) <= sys.version_info[:3] < (3, 12), "Python 3.11.4 or a later 3.11 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@

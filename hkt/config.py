@@ -411,18 +411,6 @@ def _staged(cfg: dict, task: str, base: dict, data: dict, schedule_cfg, upstream
     return out
 
 
-def parent_source(parent_cfg: dict, manifest: dict) -> str:
-    """'published' or 'train', resolved from the config and what is on disk (for `auto`)."""
-    if parent_cfg["source"] != "auto":
-        return parent_cfg["source"]
-    name = parent_cfg.get("published")
-    if name:
-        entry = manifest["checkpoints"][name]
-        if (ROOT / entry["place_at"]).exists() or hub_cache_path(entry).exists():
-            return "published"
-    return "train"
-
-
 def hub_cache_path(entry: dict) -> Path:
     """Where torch.hub keeps a downloaded release of this manifest entry."""
     import torch.hub
@@ -436,7 +424,9 @@ def parent_specs(cfg: dict, task: str, manifest: dict | None = None) -> list[dic
     t = cfg["tasks"][task]
     p = t["parent"]
     base = {**_common(cfg, task), "role": "parent", "arch": p["arch"], "seed": p["seed"]}
-    if parent_source(p, manifest) == "published":
+    # `published` or `train`, as written: an `auto` that chose by what is on disk planned other jobs
+    # once a file appeared, so one configuration gave two DAGs.
+    if p["source"] == "published":
         return [
             canonical(
                 {

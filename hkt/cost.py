@@ -83,7 +83,7 @@ def cost_table(config_path: str, bench: pd.DataFrame) -> pd.DataFrame:
             rows.append(
                 _row(task, run, prefix + timed, specs, step_ms[timed], step_batch[timed], len(cfg["seeds"]), device)
             )
-        if C.parent_source(cfg["tasks"][task]["parent"], C.manifest_for(cfg)) == "train" and "alone/default" in step_ms:
+        if cfg["tasks"][task]["parent"]["source"] == "train" and "alone/default" in step_ms:
             ratio = infer["parent"] / infer["child"]
             specs = C.parent_specs(cfg, task)
             timed = f"{prefix}alone/default x {ratio:.2f} (parent/child inference)"

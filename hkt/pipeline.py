@@ -75,17 +75,27 @@ def prepare_data(spec: dict, out: str | Path, *, allow_network: bool = True) -> 
     return record
 
 
-def fetch(item, log: Callable = print) -> Path:
+def mirrored(url: str, mirrors: dict | None) -> str:
+    """`url` served from a site's mirror (config `mirrors`: URL prefix -> replacement; the longest
+    matching prefix wins), or `url` itself."""
+    prefixes = sorted((p for p in mirrors or {} if url.startswith(p)), key=len, reverse=True)
+    return mirrors[prefixes[0]] + url[len(prefixes[0]) :] if prefixes else url
+
+
+def fetch(item, log: Callable = print, mirrors: dict | None = None) -> Path:
     """One hkt.tasks.Download of a data job, fetched and verified (the local download rules run this)."""
-    path = download(item.url, item.path, unpublished_checksum=not item.checksums, **item.checksums)
-    log(f"{item.url} -> {path} (checked: {sorted(item.checksums) or 'sha256 recorded at the first download'})")
+    url = mirrored(item.url, mirrors)
+    path = download(url, item.path, unpublished_checksum=not item.checksums, log=log, **item.checksums)
+    log(
+        f"{url} -> {path} (checked: {sorted(item.checksums) or 'length, and the sha256 recorded at the first download'})"
+    )
     return path
 
 
 # ---------------------------------------------------------------------------------------------
 # Parent
 # ---------------------------------------------------------------------------------------------
-def published_checkpoint(name: str, entry: dict, *, allow_network: bool) -> Path:
+def published_checkpoint(name: str, entry: dict, *, allow_network: bool, mirrors: dict | None = None) -> Path:
     """Path of a verified published checkpoint (a data/MANIFEST.yaml entry), downloading it if allowed."""
     if entry.get("loadable") is False:
         raise ValueError(f"checkpoint {name!r} has another architecture ({entry['arch']}) and cannot be loaded")
@@ -106,7 +116,7 @@ def published_checkpoint(name: str, entry: dict, *, allow_network: bool) -> Path
     if not allow_network:
         raise FileNotFoundError(missing)
     try:
-        return download(entry["url"], path, **sums)
+        return download(mirrored(entry["url"], mirrors), path, **sums)
     except OSError as err:
         raise FileNotFoundError(f"{err}\n{missing}") from err
 

@@ -148,6 +148,18 @@ def test_a_modified_tensor_file_fails_its_sha256_at_load(tiny_data, tmp_path):
         S.load_split(copy, train=False)
 
 
+@pytest.mark.parametrize("damage", [b'{"tensors": {"train": {"fi', b'{"md5": {}}', b"\xff\xfe not json"])
+def test_a_truncated_or_foreign_manifest_names_the_file_instead_of_a_bare_json_or_key_error(
+    tiny_data, tmp_path, damage
+):
+    import shutil
+
+    copy = shutil.copytree(tiny_data, tmp_path / "copy")
+    (copy / S.MANIFEST).write_bytes(damage)
+    with pytest.raises(ValueError, match=rf"{S.MANIFEST}: not a (readable|CIFAR) manifest.*rerun the data job"):
+        S.load_split(copy, train=True)
+
+
 def test_an_unfinished_dataset_has_no_manifest_and_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="never prepared completely"):
         S.load_split(tmp_path, train=True)

@@ -1,12 +1,16 @@
 """The flow data layer: broken files inside a dataset fail with their names, the download path
 fetches, verifies, extracts and arranges, and datasets that need registration say where to go."""
 
+import re
 import shutil
-import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from archives import flow_site, place_by_hand
 
+from hkt import pipeline
+from hkt.tasks import Download
 from hkt.tasks.flow import prepare, scenes
 from hkt.tasks.flow.data import DataConfig, load_item, open_dataset
 
@@ -26,6 +30,39 @@ def test_a_broken_flow_file_in_a_dataset_names_the_file(generated, tmp_path):
     with open(flo, "r+b") as f:
         f.truncate(100)
     with pytest.raises(ValueError, match=r"frame_0001\.flo: truncated"):
+        load_item(open_dataset(root, "sintel"), 0)
+
+
+@pytest.mark.parametrize("name", ["chairs", "things"])
+def test_a_flow_header_declaring_absurd_sizes_in_a_dataset_is_named_before_torchvision_allocates(
+    generated, tmp_path, name
+):
+    import tracemalloc
+
+    root = shutil.copytree(generated, tmp_path / "copy")
+    flow_file = Path(open_dataset(root, name)._flow_list[0])
+    raw = flow_file.read_bytes()
+    if flow_file.suffix == ".flo":  # width 50000, height 50000: torchvision's _read_flo would ask for 20 GB
+        flow_file.write_bytes(raw[:4] + np.array([50_000, 50_000], "<i4").tobytes() + raw[12:])
+    else:
+        flow_file.write_bytes(b"PF\n50000 50000\n-1.0\n" + raw[-1000:])
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=rf"{flow_file.name}: truncated: .* for 50000x50000, .*corrupt header"):
+            load_item(open_dataset(root, name), 0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000_000  # bytes: a few decoded frames, not the declared flow
+
+
+def test_a_truncated_image_of_a_pair_in_a_dataset_names_that_image(generated, tmp_path):
+    root = shutil.copytree(generated, tmp_path / "copy")
+    first, second = open_dataset(root, "sintel")._image_list[0]
+    Path(second).write_bytes(Path(second).read_bytes()[:500])
+    with pytest.raises(
+        ValueError, match=rf"^{re.escape(second)}: a truncated or corrupt image \(64x80 in its header\)"
+    ):
         load_item(open_dataset(root, "sintel"), 0)
 
 
@@ -66,43 +103,47 @@ def test_a_mixture_draws_each_pass_of_each_dataset_by_multiplier_times_length(ge
         DataConfig(root="x", dataset="mixture", mixture={"sintel": 0}, val_scenes=("a",), source="download")
 
 
-def _zip(folder, archive, prefix=""):
-    with zipfile.ZipFile(archive, "w") as z:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                z.write(path, prefix + str(path.relative_to(folder)))
-    return archive
-
-
-def test_download_fetches_extracts_and_arranges_sintel_and_chairs_and_checks_the_rest(generated, tmp_path, monkeypatch):
-    sintel = _zip(generated / "Sintel", tmp_path / "MPI-Sintel-complete.zip")
-    chairs = _zip(generated / "FlyingChairs" / "data", tmp_path / "FlyingChairs.zip", "FlyingChairs_release/data/")
-    split = shutil.copy(generated / "FlyingChairs" / "FlyingChairs_train_val.txt", tmp_path / "split.txt")
-    monkeypatch.setitem(scenes.DATASETS["sintel"], "files", [(sintel.as_uri(), "extract")])
-    monkeypatch.setitem(
-        scenes.DATASETS["chairs"],
-        "files",
-        [(chairs.as_uri(), "extract"), (split.as_uri(), "FlyingChairs/FlyingChairs_train_val.txt")],
-    )
+def test_a_download_data_job_extracts_archives_laid_out_as_the_real_ones_and_checks_the_rest(generated, tmp_path):
     root = tmp_path / "flow"
-    for manual in ("FlyingThings3D", "KittiFlow", "hd1k"):  # placed by hand, as the error message asks
-        shutil.copytree(generated / manual, root / manual)
     data = DataConfig(root=str(root), source="download", val_scenes=("scene_0",))
-    record = prepare.prepare_data(data)
+    site = {Path(url).name: path for url, path in flow_site(generated, tmp_path / "site").items()}
+    wanted = [d for part in ("chairs", "sintel") for d in prepare.downloads(data, part)]
+    assert sorted(Path(d.path).name for d in wanted) == sorted(site)  # the files of the network it reads
+    for d in wanted:  # the download rules' work, from local copies of the real layouts
+        pipeline.fetch(Download(site[Path(d.path).name].as_uri(), d.path, {}), log=lambda m: None)
+    place_by_hand(generated, root)  # KITTI, FlyingThings3D, HD1K: by hand, as the error message asks
+    record = prepare.prepare_data(data, allow_network=False, log=lambda m: None)
     assert record["sintel"]["pairs"] == len(open_dataset(generated, "sintel"))
     assert record["chairs"]["pairs"] == len(open_dataset(generated, "chairs"))
-    assert (root / "archives" / "MPI-Sintel-complete.zip.sha256").exists()  # no published sum: recorded
+    assert set(record["sintel"]["archives_sha256"]) == {"MPI-Sintel-complete.zip"}
+    # the real archives' other members are extracted beside what torchvision reads, and change nothing
+    assert (root / "Sintel" / "bundler").is_dir() and (root / "Sintel" / "README.txt").is_file()
+    assert (root / "Sintel" / "training" / "occlusions").is_dir() and (root / "FlyingChairs" / "data").is_dir()
     shutil.rmtree(root / "Sintel")
-    with open(sintel, "ab") as f:  # the archive changes after its first download
+    archive = root / "archives" / "MPI-Sintel-complete.zip"
+    with open(archive, "ab") as f:  # the archive changes after its first digest was recorded
         f.write(b"tampered")
-    shutil.copy(sintel, root / "archives" / "MPI-Sintel-complete.zip")
-    with pytest.raises(ValueError, match=r"MPI-Sintel-complete\.zip: sha256 .* does not match"):
-        prepare.prepare_data(data)
+    with pytest.raises(ValueError, match=r"MPI-Sintel-complete\.zip: .*changed since its digest was first recorded"):
+        prepare.prepare_data(data, log=lambda m: None)
+    assert not (root / "Sintel").exists()
 
 
-def test_a_dataset_that_needs_registration_is_never_fetched_and_offline_nothing_is(tmp_path):
+def test_a_dataset_that_needs_registration_is_never_fetched_and_a_missing_archive_says_where_to_put_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"FlyingThings3D"):
-        prepare._fetch(tmp_path, "things", allow_network=True)
-    with pytest.raises(FileNotFoundError, match=r"FlyingChairs"):
+        prepare._fetch(tmp_path, "things", log=lambda m: None)
+    with pytest.raises(FileNotFoundError, match=r"archives/FlyingChairs\.zip: missing .* place FlyingChairs\.zip at"):
         prepare.prepare_data(DataConfig(root=str(tmp_path), source="download", val_scenes=("x",)), allow_network=False)
     assert not (tmp_path / "archives").exists()
+
+
+def test_a_manual_block_reads_no_archive_and_checks_every_layout(generated, tmp_path):
+    data = DataConfig(root=str(tmp_path / "flow"), source="manual", val_scenes=("scene_0",))
+    assert all(prepare.downloads(data, part) == [] for part in ("chairs", "sintel", "kitti"))
+    with pytest.raises(FileNotFoundError, match=r"FlyingChairs"):
+        prepare.prepare_data(data, part="chairs")
+    place_by_hand(generated, tmp_path / "flow", datasets=("chairs", "sintel", "kitti", "things", "hd1k"))
+    record = prepare.prepare_data(data, part="sintel")
+    assert (
+        record["sintel"]["pairs"] == len(open_dataset(generated, "sintel"))
+        and not (tmp_path / "flow" / "archives").exists()
+    )

@@ -3,6 +3,7 @@ read every generated layout unchanged, the generated ground truth is exact, and 
 or missing folder fails with a message that names it."""
 
 import re
+import tracemalloc
 from pathlib import Path
 
 import cv2
@@ -138,6 +139,89 @@ def test_a_16_bit_png_without_a_valid_channel_is_refused_naming_the_file(tmp_pat
     cv2.imwrite(str(tmp_path / "grey.png"), np.zeros((16, 24), np.uint16))
     with pytest.raises(ValueError, match=r"grey\.png: has no valid channel: 1 channel"):
         formats.read_kitti_flow(tmp_path / "grey.png")
+
+
+@pytest.mark.parametrize("suffix", [".flo", ".pfm"])
+def test_a_flow_header_declaring_a_billion_columns_is_named_without_allocating_them(tmp_path, suffix):
+    path = tmp_path / f"huge{suffix}"
+    if suffix == ".flo":
+        path.write_bytes(np.array([formats.FLO_MAGIC], "<f4").tobytes() + np.array([10**9, 3], "<i4").tobytes())
+    else:
+        path.write_bytes(b"PF\n1000000000 3\n-1.0\n")
+    path.write_bytes(path.read_bytes() + bytes(96))
+    problem = (
+        rf"huge\{suffix}: truncated: expected \d+ bytes of flow for 3x1000000000, found 96 \(or a corrupt header\)"
+    )
+    tracemalloc.start()
+    try:
+        for read in (formats.read_flow, formats.check_flow_header):
+            with pytest.raises(ValueError, match=problem):
+                read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # bytes: torchvision's reader would ask for 24 GB here
+
+
+def test_a_flo_header_with_a_negative_size_names_the_file(tmp_path):
+    (tmp_path / "n.flo").write_bytes(
+        np.array([formats.FLO_MAGIC], "<f4").tobytes() + np.array([-4, 2], "<i4").tobytes()
+    )
+    with pytest.raises(ValueError, match=r"n\.flo: header gives an impossible size 2x-4"):
+        formats.read_flo(tmp_path / "n.flo")
+
+
+def test_a_flo_shorter_than_its_header_names_the_file(tmp_path):
+    (tmp_path / "s.flo").write_bytes(b"PIEH")
+    with pytest.raises(ValueError, match=r"s\.flo: truncated: 4 bytes, shorter than the 12-byte \.flo header"):
+        formats.check_flow_header(tmp_path / "s.flo")
+
+
+def test_a_pfm_of_zero_width_is_refused_naming_the_file(tmp_path):
+    (tmp_path / "z.pfm").write_bytes(b"PF\n0 16\n-1.0\n")
+    with pytest.raises(ValueError, match=r"z\.pfm: header gives an impossible size 16x0"):
+        formats.read_pfm(tmp_path / "z.pfm")
+
+
+def test_check_flow_header_gives_the_declared_size_of_a_good_flo_and_pfm(tmp_path):
+    formats.write_flo(tmp_path / "a.flo", FLOW)
+    formats.write_pfm(tmp_path / "a.pfm", FLOW)
+    assert formats.check_flow_header(tmp_path / "a.flo") == formats.check_flow_header(tmp_path / "a.pfm") == (16, 24)
+    formats.write_kitti_flow(tmp_path / "a.png", FLOW)
+    assert formats.check_flow_header(tmp_path / "a.png") is None  # a PNG decoder checks its own header
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_truncated_or_corrupt_kitti_png_names_the_file(tmp_path, damage):
+    formats.write_kitti_flow(tmp_path / "k.png", FLOW)
+    raw = bytearray((tmp_path / "k.png").read_bytes())
+    if damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw[len(raw) // 2] ^= 0xFF  # inside the compressed pixels: a CRC and a deflate error
+    (tmp_path / "k.png").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=rf"k\.png: a truncated or corrupt PNG \({len(raw)} bytes; OpenCV cannot"):
+        formats.read_flow(tmp_path / "k.png")
+
+
+def test_a_file_that_is_not_a_png_is_refused_as_kitti_flow_naming_it(tmp_path):
+    formats.write_flo(tmp_path / "f.png", FLOW)  # a .flo under a PNG name
+    with pytest.raises(ValueError, match=r"f\.png: not a PNG file"):
+        formats.read_kitti_flow(tmp_path / "f.png")
+
+
+@pytest.mark.parametrize("name", ["a_img1.ppm", "a_img1.png"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_truncated_or_corrupt_image_of_a_pair_names_the_file(tmp_path, name, damage):
+    rgb = np.random.default_rng(4).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    first, second = tmp_path / name, tmp_path / name.replace("img1", "img2")
+    formats.write_image(first, rgb)
+    formats.write_image(second, rgb)
+    raw = first.read_bytes()
+    first.write_bytes(raw[: len(raw) // 2] if damage == "truncate" else b"garbage, not an image")
+    problem = "a truncated or corrupt image" if damage == "truncate" else "not a readable image"
+    with pytest.raises(ValueError, match=rf"{re.escape(str(first))}: {problem}"):
+        formats.check_pair(first, second)
 
 
 def test_an_image_pair_of_different_sizes_names_both_files_and_sizes(tmp_path):
@@ -308,6 +392,15 @@ def test_an_empty_folder_is_named_with_the_files_it_should_hold(tmp_path):
         scenes.check_layout(tmp_path, "kitti")
     with pytest.raises(FileNotFoundError, match=r"FlyingThings3D: .*frames_cleanpass/TRAIN is missing.*by hand"):
         scenes.check_layout(tmp_path, "things")
+
+
+def test_a_chairs_split_file_with_more_entries_than_flows_is_named(generated, tmp_path):
+    import shutil
+
+    shutil.copytree(generated / "FlyingChairs", tmp_path / "FlyingChairs")
+    (tmp_path / "FlyingChairs" / "FlyingChairs_train_val.txt").write_text("1\n" * 4 + "2\n" * 3)
+    with pytest.raises(ValueError, match=r"FlyingChairs_train_val\.txt: 7 split entries for 4 flows"):
+        scenes.check_layout(tmp_path, "chairs")
 
 
 def test_a_chairs_split_file_that_does_not_match_the_flows_is_named(generated, tmp_path):

@@ -2,6 +2,7 @@
 input fails with its file's name, the cache is all-or-nothing per case, preprocessing resamples
 and windows as documented, the split is by patient, and the Decathlon maps onto LiTS's names."""
 
+import json
 import os
 import shutil
 
@@ -169,6 +170,86 @@ def test_a_truncated_uncompressed_nii_names_the_file(generated, tmp_path):
         read_case(volume, segmentation)
 
 
+def test_a_truncated_or_corrupt_segmentation_names_the_segmentation_file(generated, tmp_path):
+    root = copy_of(generated, tmp_path)
+    volume, segmentation = root / "volume-2.nii.gz", root / "segmentation-2.nii.gz"
+    segmentation.write_bytes(segmentation.read_bytes()[:-200])
+    with pytest.raises(ValueError, match=r"segmentation-2\.nii\.gz: .*(truncated|damaged)"):
+        read_case(volume, segmentation)
+    segmentation.write_bytes(b"not a NIfTI at all")
+    with pytest.raises(ValueError, match=r"segmentation-2\.nii\.gz: not a readable NIfTI file"):
+        read_case(volume, segmentation)
+
+
+# ---------------------------------------------------------------------------------------------
+# Voxel spacing: a header preprocessing cannot trust is refused
+# ---------------------------------------------------------------------------------------------
+def rewrite_geometry(root, case, affine):
+    """Case `case` of `root` with both headers given `affine` (voxels unchanged)."""
+    volume, segmentation = root / f"volume-{case}.nii.gz", root / f"segmentation-{case}.nii.gz"
+    for path in (volume, segmentation):
+        img = nib.load(path)
+        save(path, np.asarray(img.dataobj), affine)
+    return volume, segmentation
+
+
+@pytest.mark.parametrize("flips", [(1, 1, 1), (-1, -1, 1)])
+def test_an_identity_affine_case_is_refused_naming_the_case_and_the_decathlon_copy(generated, tmp_path, flips):
+    root = copy_of(generated, tmp_path)
+    volume, segmentation = rewrite_geometry(root, 1, np.diag([*flips, 1.0]))  # as LiTS's volumes 28-47
+    with pytest.raises(ValueError, match=r"volume-1\.nii\.gz: its affine is the identity") as raised:
+        read_case(volume, segmentation)
+    assert str(volume) in str(raised.value)
+    assert "Decathlon" in str(raised.value) and "source: download" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "spacing, bound",
+    [
+        ((5.0, 5.0, 2.5), r"x 5 mm is outside the in-plane bounds 0\.4-1\.2 mm; y 5 mm"),
+        ((0.8, 0.8, 12.0), r"z 12 mm is outside the slice bounds 0\.4-8 mm"),
+        ((0.1, 0.8, 2.5), r"x 0\.1 mm is outside the in-plane bounds 0\.4-1\.2 mm; LiTS reports"),
+    ],
+)
+def test_an_implausible_spacing_is_refused_naming_the_case_and_the_bound(generated, tmp_path, spacing, bound):
+    root = copy_of(generated, tmp_path)
+    affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])
+    affine[:3, 3] = [170.0, 180.0, -500.0]
+    volume, segmentation = rewrite_geometry(root, 0, affine)
+    with pytest.raises(ValueError, match=r"volume-0\.nii\.gz: voxel spacing .* cannot be a LiTS CT's \(" + bound):
+        read_case(volume, segmentation)
+    with pytest.raises(ValueError, match=r"volume-0\.nii\.gz: voxel spacing"):  # and preprocessing stops there
+        cache_cases(root, tmp_path / "cache", [0], target_spacing=TARGET)
+
+
+@pytest.mark.parametrize("spacing", [(0.55, 0.55, 0.45), (1.0, 1.0, 6.0), (0.7, 0.7, 5.0)])
+def test_a_spacing_in_the_published_lits_range_passes(generated, tmp_path, spacing):
+    root = copy_of(generated, tmp_path)
+    affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])
+    affine[:3, 3] = [170.0, 180.0, -500.0]
+    _, _, _, read = read_case(*rewrite_geometry(root, 0, affine))
+    np.testing.assert_allclose(read, spacing, rtol=1e-6)
+
+
+def test_generated_spacings_of_every_config_lie_inside_the_bounds_and_an_implausible_one_is_refused(tmp_path):
+    import yaml
+    from conftest import REPO
+
+    from hkt.tasks.lits import prepare
+
+    embedded = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["tasks"]["lits"]["data"]["generated"]
+    rehearsal = prepare.stand_in({}, str(tmp_path / "stand-in"))["generated"]
+    for nominal in (volumes.DEFAULT_SPACING, embedded["spacing"], rehearsal["spacing"]):
+        for case in range(8):
+            spacing = volumes.make_case(0, case, shape=volumes.MIN_SHAPE, spacing=nominal).spacing
+            assert volumes.IN_PLANE_MM[0] <= spacing[:2].min() and spacing[:2].max() <= volumes.IN_PLANE_MM[1]
+            assert volumes.SLICE_MM[0] <= spacing[2] <= volumes.SLICE_MM[1]
+    widest = r"\(x 1\.65 mm is outside the in-plane bounds 0\.4-1\.2 mm; y 1\.65 mm is outside .*\)$"
+    with pytest.raises(ValueError, match=r"spacing \[1\.5, 1\.5, 2\.5\] mm: generated cases .*" + widest):
+        generate_cases(tmp_path, n_cases=1, seed=0, shape=volumes.MIN_SHAPE, spacing=(1.5, 1.5, 2.5))
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
 # ---------------------------------------------------------------------------------------------
 # Cache and preprocessing
 # ---------------------------------------------------------------------------------------------
@@ -204,6 +285,33 @@ def test_cache_cases_leaves_no_npz_for_a_bad_case(generated, tmp_path):
     assert (dest / "case-0.npz").exists()  # complete before the failure: kept
     assert not (dest / "case-1.npz").exists()  # the bad case: neither a partial nor the stale file
     assert sorted(p.name for p in dest.iterdir()) == ["case-0.npz", "case-2.npz"]  # no temporary left either
+
+
+def test_cache_cases_names_a_case_missing_from_the_source(generated, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no case \[7\] \(it holds \[0, 1, 2\]\)"):
+        cache_cases(generated, tmp_path / "cache", [0, 7], target_spacing=TARGET)
+
+
+def test_a_split_naming_a_case_missing_from_the_cache_names_the_file_and_the_fix(generated, tmp_path):
+    from hkt.tasks.lits.data import SPLIT_FILE, DataConfig, load_cases
+
+    cache = tmp_path / "cache"
+    cache_cases(generated, cache, [0, 1, 2], target_spacing=TARGET)
+    split = {"train": [0], "val": [1], "test": [2]}
+    (cache / SPLIT_FILE).write_text(json.dumps({"split": split}))
+    (cache / "case-1.npz").unlink()
+    data = DataConfig(root=str(generated), cache=str(cache), source="manual")
+    assert [case for case, _, _ in load_cases(data, "train")] == [0]
+    with pytest.raises(FileNotFoundError, match=r"case-1\.npz: no such cached case.*rerun the data job"):
+        load_cases(data, "val")
+
+
+def test_a_truncated_cached_case_names_the_file(generated, tmp_path):
+    cache_cases(generated, tmp_path, [0], target_spacing=TARGET)
+    path = tmp_path / "case-0.npz"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"case-0\.npz: cannot read the cached case \(damaged or truncated\?\)"):
+        load_cached(path)
 
 
 def test_preprocessing_resamples_to_the_target_spacing():

@@ -2,6 +2,7 @@
 the sliding window, the loss, HKT on the two 3-D networks with a frozen parent."""
 
 import dataclasses
+import io
 import json
 
 import numpy as np
@@ -76,6 +77,15 @@ def test_a_missing_dataset_says_where_the_files_belong(tmp_path):
         TASK.prepare_data(manual, allow_network=False)
 
 
+@pytest.mark.parametrize("body", ['{"split": ', '{"cases": {}}', "[]"])
+def test_a_truncated_or_foreign_split_record_names_the_file(tmp_path, body):
+    data = _config(tmp_path)
+    D.Path(data.cache).mkdir(parents=True)
+    (D.Path(data.cache) / D.SPLIT_FILE).write_text(body)
+    with pytest.raises(ValueError, match=rf"{D.SPLIT_FILE}: not a split record"):
+        D.split_of(data)
+
+
 def test_patches_are_a_pure_function_of_seed_and_step_and_favour_the_liver(prepared):
     data, _ = prepared
     cases = D.load_cases(data, "train")
@@ -129,17 +139,53 @@ def test_hkt_trains_the_child_through_the_frozen_parent(stages):
 
 
 def _decathlon_tar(tmp_path) -> D.Path:
-    """A small Task03_Liver archive in the Decathlon's layout (with a macOS resource fork)."""
+    """A small Task03_Liver archive in the Decathlon's layout: every member data/MANIFEST.yaml lists for
+    the real one (dataset.json, the unlabelled imagesTs), and a macOS resource fork beside a scan."""
     import tarfile
+
+    from archives import members
 
     cases = volumes.generate_cases(tmp_path / "gen", n_cases=5, shape=(64, 64, 8), spacing=(0.8, 0.8, 2.5), seed=2)
     archive = tmp_path / "Task03_Liver.tar"
     with tarfile.open(archive, "w") as tar:
+        for member in members("lits_decathlon"):
+            info = tarfile.TarInfo(member.rstrip("/"))
+            if member.endswith("/"):
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                body = json.dumps({"name": "Liver", "numTraining": 5, "numTest": 1}).encode()
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
         for k, volume in enumerate(cases):
             tar.add(volume, f"Task03_Liver/imagesTr/liver_{k}.nii.gz")
             tar.add(volume.with_name(f"segmentation-{k}.nii.gz"), f"Task03_Liver/labelsTr/liver_{k}.nii.gz")
         tar.add(cases[0], "Task03_Liver/imagesTr/._liver_0.nii.gz")
+        tar.add(cases[1], "Task03_Liver/imagesTs/liver_200.nii.gz")  # a test scan, with no label: skipped
     return archive
+
+
+def _with_identity_affine(path) -> None:
+    import nibabel as nib
+
+    img = nib.load(path)
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), np.eye(4)), path)
+
+
+def test_cases_whose_header_states_no_spacing_are_refused_all_named_or_left_out_when_the_block_says_so(tmp_path):
+    data = _config(tmp_path)
+    volumes.generate_cases(data.root, n_cases=6, shape=(64, 64, 12), spacing=(0.8, 0.8, 2.5), seed=3)
+    for case in (1, 4):  # as LiTS's challenge release ships volumes 28-47: identity affines
+        for kind in ("volume", "segmentation"):
+            _with_identity_affine(D.Path(data.root) / f"{kind}-{case}.nii.gz")
+    manual = dataclasses.replace(data, source="manual", generated=None)
+    with pytest.raises(ValueError, match=r"cases \[1, 4\] have an identity affine.*unstated_spacing: exclude"):
+        TASK.prepare_data(manual, allow_network=False)
+    assert not (D.Path(data.cache) / D.SPLIT_FILE).exists()
+    excluded = dataclasses.replace(manual, unstated_spacing="exclude")
+    record = TASK.prepare_data(excluded, allow_network=False, log=lambda m: None)
+    assert record["excluded"] == [1, 4] and record["cases"] == 4
+    assert not {1, 4} & {case for part in record["split"].values() for case in part}
 
 
 def test_the_decathlon_archive_is_md5_checked_extracted_and_mapped_to_the_lits_layout(tmp_path, monkeypatch):
@@ -151,6 +197,9 @@ def test_the_decathlon_archive_is_md5_checked_extracted_and_mapped_to_the_lits_l
     data = dataclasses.replace(_config(tmp_path), source="download", generated=None)
     record = TASK.prepare_data(data, allow_network=True)
     assert record["cases"] == 5 and volumes.check_layout(data.root) == [0, 1, 2, 3, 4]
+    # a second run (the archive is the job's input in every invocation) verifies it again, links again
+    assert TASK.prepare_data(data, allow_network=False)["split"] == record["split"]
+    assert (D.Path(entry["place_at"]).with_suffix("") / "Task03_Liver" / "dataset.json").exists()
 
 
 def test_an_archive_failing_its_md5_is_refused_and_nothing_is_extracted(tmp_path, monkeypatch):

@@ -328,7 +328,7 @@ def _release(tmp_path, cfg, *, corrupt=False):
 
 def test_the_parent_comes_from_a_published_checkpoint_when_present_and_verified(cfg, tmp_path):
     model, manifest = _release(tmp_path, cfg)
-    cfg["tasks"]["cifar10"]["parent"].update(source="auto", published="release")
+    cfg["tasks"]["cifar10"]["parent"].update(source="published", published="release")
     pipeline.obtain_parent(parent_spec(cfg, manifest=manifest), tmp_path / "parent", log=quiet)
     meta = json.loads((tmp_path / "parent" / "meta.json").read_text())
     assert meta["parent_source"] == "published"
@@ -341,23 +341,28 @@ def test_the_parent_comes_from_a_published_checkpoint_when_present_and_verified(
 
 def test_a_published_checkpoint_failing_its_checksum_is_refused_not_replaced_by_training(cfg, tmp_path):
     _, manifest = _release(tmp_path, cfg, corrupt=True)
-    cfg["tasks"]["cifar10"]["parent"].update(source="auto", published="release")
+    cfg["tasks"]["cifar10"]["parent"].update(source="published", published="release")
     with pytest.raises(ValueError, match=r"release\.th: sha256 .* does not match"):
         pipeline.obtain_parent(parent_spec(cfg, manifest=manifest), tmp_path / "parent", log=quiet)
     assert not (tmp_path / "parent" / "parent.pt").exists()
 
 
-def test_without_the_file_auto_trains_and_published_says_where_to_get_it(cfg, tmp_path):
+def test_the_parent_source_is_what_the_config_says_whatever_is_on_disk_and_a_missing_release_says_where_to_get_it(
+    cfg, tmp_path
+):
     _, manifest = _release(tmp_path, cfg)
+    cfg["tasks"]["cifar10"]["parent"].update(source="train", published="release")
+    assert parent_spec(cfg, manifest=manifest)["source"] == "train"  # the release is on disk: still trained
     (tmp_path / "release.th").unlink()
-    cfg["tasks"]["cifar10"]["parent"].update(source="auto", published="release")
-    pipeline.obtain_parent(parent_spec(cfg, manifest=manifest), tmp_path / "trained", log=quiet)
-    assert json.loads((tmp_path / "trained" / "meta.json").read_text())["parent_source"] == "train"
     cfg["tasks"]["cifar10"]["parent"]["source"] = "published"
+    assert parent_spec(cfg, manifest=manifest)["source"] == "published"  # and absent: still published
     with pytest.raises(FileNotFoundError, match=r"download https://example\.invalid/release\.th and place it at"):
         pipeline.obtain_parent(
             parent_spec(cfg, manifest=manifest), tmp_path / "offline", log=quiet, allow_network=False
         )
+    cfg["tasks"]["cifar10"]["parent"]["source"] = "auto"  # chose by the disk: gone
+    with pytest.raises(ValueError, match=r"auto"):
+        C.validate(cfg)
 
 
 def test_published_checkpoints_are_scored_as_they_are_beside_the_runs(cfg, trained, tmp_path):

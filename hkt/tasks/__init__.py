@@ -124,7 +124,10 @@ class Task:
     # the evaluation sets); one data job prepares each part, shared by every block of that root.
     # None: one part, "all"
     data_parts: Callable | None = None
-    downloads: Callable | None = None  # (data_config, part) -> [Download]: what prepare_data reads from the network
+    # (data_config, part) -> [Download]: what prepare_data reads from the network; a function of the
+    # configuration alone, never of the disk (they are the data job's inputs: a list that shrank once
+    # a dataset was extracted made Snakemake rerun the job and everything downstream of it)
+    downloads: Callable | None = None
     # (data block, root) -> the data block of a small generated stand-in of the real data, in its
     # real layout at its real frame or volume sizes (and, where sampling needs them, its real
     # lengths), under `root`: what `make rehearse` runs the paper's configuration on (hkt.rehearse)

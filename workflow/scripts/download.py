@@ -6,4 +6,4 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from hkt.pipeline import fetch
 
-fetch(snakemake.params.download)
+fetch(snakemake.params.download, mirrors=snakemake.config.get("mirrors"))  # not a param: a mirror reruns nothing

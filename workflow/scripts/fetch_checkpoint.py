@@ -6,4 +6,4 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w", buffering=1)
 
 from hkt.pipeline import published_checkpoint
 
-published_checkpoint(*snakemake.params.entry, allow_network=True)
+published_checkpoint(*snakemake.params.entry, allow_network=True, mirrors=snakemake.config.get("mirrors"))

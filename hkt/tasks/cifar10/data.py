@@ -108,7 +108,21 @@ def read_manifest(root: str | Path) -> dict:
     path = Path(root) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: the dataset at {root} was never prepared completely")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a readable manifest (damaged? rerun the data job prepare_data): {err}") from err
+    # the tensor files are found (and checked) through these entries: a manifest without them is
+    # named here rather than failing as a bare KeyError in load_split
+    tensors = manifest.get("tensors") if isinstance(manifest, dict) else None
+    if not isinstance(tensors, dict) or not all(
+        isinstance(tensors.get(part), dict) and {"file", "sha256"} <= set(tensors[part]) for part in ("train", "test")
+    ):
+        raise ValueError(
+            f"{path}: not a CIFAR manifest: expected tensors.train and tensors.test with file and sha256 "
+            "(rerun the data job prepare_data)"
+        )
+    return manifest
 
 
 def load_split(root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:

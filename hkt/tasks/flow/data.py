@@ -27,6 +27,7 @@ from hkt.tasks.flow import formats, models
 from hkt.tasks.flow.metrics import FlowMeter, epe_on, infer_pair, sequence_loss
 
 DATASETS = ("chairs", "things", "sintel", "kitti", "hd1k")
+SOURCES = ("generated", "download", "manual")
 MAX_FLOW = 1000.0  # RAFT's datasets mark larger ground-truth flows invalid
 
 
@@ -42,7 +43,10 @@ class Generated:
 @dataclass(frozen=True)
 class DataConfig:
     root: str
-    source: str = "generated"  # generated | download
+    # generated | download (FlyingChairs and Sintel from their archives, fetched by the DAG's
+    # download rules or placed by hand; the others placed by hand) | manual (every dataset
+    # extracted by hand under the root: no archive is read)
+    source: str = "generated"
     dataset: str = "chairs"  # the training set of a stage: one of DATASETS, or "mixture"
     # {dataset: multiplier} for dataset "mixture", RAFT's repeat counts: train.py's sintel stage is
     # `100*sintel_clean + 100*sintel_final + 200*kitti + 5*hd1k + things`, i.e. {sintel: 100,
@@ -66,8 +70,8 @@ class DataConfig:
     stand_in_lengths: dict | None = None
 
     def __post_init__(self):
-        if self.source not in ("generated", "download"):
-            raise ValueError(f"source must be 'generated' or 'download', got {self.source!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if self.dataset not in (*DATASETS, "mixture"):
             raise ValueError(f"dataset must be one of {[*DATASETS, 'mixture']}, got {self.dataset!r}")
         if self.dataset == "mixture" and not self.mixture:
@@ -139,10 +143,13 @@ def load_item(dataset, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Te
 
     torchvision's readers trust their files (a truncated .flo ends in a reshape error); on any
     failure, and for pairs of different sizes, the suite's strict readers say which file is
-    wrong and how.
+    wrong and how. A flow file's header is vetted first: torchvision would allocate whatever
+    size a corrupt one declares (tens of GB) before failing.
     """
     images = dataset._image_list[index]
     flow_file = dataset._flow_list[index] if dataset._flow_list else None
+    if flow_file:
+        formats.check_flow_header(flow_file)
     try:
         item = to_tensors(dataset[index])
     except Exception as err:

@@ -9,7 +9,8 @@
 
 torchvision's readers trust their input: a truncated .flo ends in a reshape error, a flow PNG
 without a third channel in an index error, neither naming the file. These readers say which
-file is broken and how. Flows are (2, H, W) float32 arrays, channel first, as torchvision
+file is broken and how; check_flow_header lets a caller vet a file's header before torchvision
+allocates what it declares. Flows are (2, H, W) float32 arrays, channel first, as torchvision
 returns them; sizes in messages are height x width.
 
 Every writer publishes its file atomically (hkt.io.atomic_path), so an interrupted run never
@@ -19,6 +20,7 @@ leaves a half-written flow or prediction behind.
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 
 import cv2
@@ -58,22 +60,37 @@ def write_flo(path: str | Path, flow: np.ndarray) -> None:
 
 def read_flo(path: str | Path) -> np.ndarray:
     raw = Path(path).read_bytes()
-    if len(raw) < FLO_HEADER_BYTES:
-        raise ValueError(f"{path}: truncated: {len(raw)} bytes, shorter than the {FLO_HEADER_BYTES}-byte .flo header")
-    magic = float(np.frombuffer(raw[:4], "<f4")[0])
+    h, w = _flo_size(path, raw[:FLO_HEADER_BYTES], len(raw))
+    return np.frombuffer(raw[FLO_HEADER_BYTES:], "<f4").reshape(h, w, 2).transpose(2, 0, 1).copy()
+
+
+def _flo_size(path, header: bytes, length: int) -> tuple[int, int]:
+    """(height, width) of a .flo from its 12-byte header, checked against the file's length: the
+    sizes are compared as Python integers before anything is allocated, so a corrupt header that
+    declares 10^9 columns costs nothing."""
+    if len(header) < FLO_HEADER_BYTES:
+        raise ValueError(f"{path}: truncated: {length} bytes, shorter than the {FLO_HEADER_BYTES}-byte .flo header")
+    magic = float(np.frombuffer(header[:4], "<f4")[0])
     if magic != FLO_MAGIC:
         raise ValueError(f"{path}: magic number {magic} is not {FLO_MAGIC} (not a .flo file?)")
-    w, h = (int(v) for v in np.frombuffer(raw[4:12], "<i4"))
+    w, h = (int(v) for v in np.frombuffer(header[4:12], "<i4"))
     if w <= 0 or h <= 0:
         raise ValueError(f"{path}: header gives an impossible size {h}x{w}")
-    expected, found = 8 * w * h, len(raw) - FLO_HEADER_BYTES  # two float32 per pixel
+    return _checked_body(path, h, w, 8, length - FLO_HEADER_BYTES)  # two float32 per pixel
+
+
+def _checked_body(path, h: int, w: int, pixel_bytes: int, found: int) -> tuple[int, int]:
+    expected = pixel_bytes * h * w
     if found < expected:
-        raise ValueError(f"{path}: truncated: expected {expected} bytes of flow for {h}x{w}, found {found}")
+        # a file cut short keeps some of its body; one that holds a tiny part of what its header
+        # declares more likely has a corrupt header (a width of 10^9, say)
+        hint = " (or a corrupt header)" if expected > 64 * max(found, 1) else ""
+        raise ValueError(f"{path}: truncated: expected {expected} bytes of flow for {h}x{w}, found {found}{hint}")
     if found > expected:
         raise ValueError(
             f"{path}: {found - expected} bytes after the flow of {h}x{w} (corrupt header or trailing data)"
         )
-    return np.frombuffer(raw[FLO_HEADER_BYTES:], "<f4").reshape(h, w, 2).transpose(2, 0, 1).copy()
+    return h, w
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,16 +104,19 @@ def write_pfm(path: str | Path, flow: np.ndarray) -> None:
     _write_bytes(path, f"PF\n{w} {h}\n-1.0\n".encode() + np.ascontiguousarray(rgb, "<f4").tobytes())
 
 
-def _pfm_header(path, stream: io.BytesIO) -> tuple[int, int, int, float]:
+PFM_LINE_BYTES = 256  # longer than any PFM header line: bounds what a file without newlines makes a header read
+
+
+def _pfm_header(path, stream) -> tuple[int, int, int, float]:
     """(channels, width, height, scale), accepting what torchvision's _read_pfm accepts."""
-    kind = stream.readline().rstrip()
+    kind = stream.readline(PFM_LINE_BYTES).rstrip()
     if kind not in (b"PF", b"Pf"):
         raise ValueError(f"{path}: bad header: starts with {kind[:16]!r}, not PF or Pf (not a PFM file?)")
-    dims = stream.readline().split()
+    dims = stream.readline(PFM_LINE_BYTES).split()
     if len(dims) != 2 or not all(d.isdigit() for d in dims):
         raise ValueError(f"{path}: bad header: size line {b' '.join(dims)[:32]!r} is not 'width height'")
     try:
-        scale = float(stream.readline())
+        scale = float(stream.readline(PFM_LINE_BYTES))
     except ValueError:
         scale = 0.0
     if scale == 0.0:
@@ -104,20 +124,40 @@ def _pfm_header(path, stream: io.BytesIO) -> tuple[int, int, int, float]:
     return 3 if kind == b"PF" else 1, int(dims[0]), int(dims[1]), scale
 
 
-def read_pfm(path: str | Path) -> np.ndarray:
-    """A flow PFM as (2, H, W) float32: the first two of its three channels, rows top down."""
-    stream = io.BytesIO(Path(path).read_bytes())
+def _pfm_size(path, stream, length: int) -> tuple[int, int, float]:
+    """(height, width, scale) of a flow PFM from its header, checked against the file's length."""
     channels, w, h, scale = _pfm_header(path, stream)
     if channels != 3:
         raise ValueError(f"{path}: a single-channel PFM (Pf) holds no flow; flow PFMs are PF (u, v, 0)")
-    body = stream.read()
-    expected = 4 * w * h * channels
-    if len(body) < expected:
-        raise ValueError(f"{path}: truncated: expected {expected} bytes of flow for {h}x{w}, found {len(body)}")
-    if len(body) > expected:
-        raise ValueError(f"{path}: {len(body) - expected} bytes after the flow of {h}x{w} (corrupt header?)")
-    data = np.frombuffer(body, "<f4" if scale < 0 else ">f4").reshape(h, w, channels)[::-1]
+    if w == 0 or h == 0:
+        raise ValueError(f"{path}: header gives an impossible size {h}x{w}")
+    return (*_checked_body(path, h, w, 4 * channels, length - stream.tell()), scale)
+
+
+def read_pfm(path: str | Path) -> np.ndarray:
+    """A flow PFM as (2, H, W) float32: the first two of its three channels, rows top down."""
+    raw = Path(path).read_bytes()
+    stream = io.BytesIO(raw)
+    h, w, scale = _pfm_size(path, stream, len(raw))
+    data = np.frombuffer(raw, "<f4" if scale < 0 else ">f4", offset=stream.tell()).reshape(h, w, 3)[::-1]
     return np.ascontiguousarray(data[..., :2].transpose(2, 0, 1), np.float32)
+
+
+def check_flow_header(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) that a .flo or .pfm header declares, checked against the file's length by
+    reading the header alone; None for any other file (a PNG's decoder checks its own header).
+
+    torchvision's readers allocate whatever a header declares before reading: a corrupt .flo
+    claiming 50000x50000 pixels asks for 20 GB. Call this first, and the file is named instead.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".flo", ".pfm"):
+        return None
+    length = Path(path).stat().st_size
+    with open(path, "rb") as stream:
+        if suffix == ".flo":
+            return _flo_size(path, stream.read(FLO_HEADER_BYTES), length)
+        return _pfm_size(path, stream, length)[:2]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,8 +190,8 @@ def read_kitti_flow(path: str | Path, expected_hw: tuple[int, int] | None = None
     if not raw.startswith(PNG_SIGNATURE):
         raise ValueError(f"{path}: not a PNG file (flow ground truth of KITTI/HD1K is a 16-bit PNG)")
     bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
-    if bgr is None:
-        raise ValueError(f"{path}: a corrupt PNG (OpenCV cannot decode it)")
+    if bgr is None:  # OpenCV only logs why (libpng: "input buffer is incomplete", a CRC error, ...)
+        raise ValueError(f"{path}: a truncated or corrupt PNG ({len(raw)} bytes; OpenCV cannot decode it)")
     if bgr.dtype != np.uint16:
         raise ValueError(f"{path}: a flow PNG must be 16-bit, this one is {bgr.dtype} (an image, not flow?)")
     channels = 1 if bgr.ndim == 2 else bgr.shape[2]
@@ -199,19 +239,39 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     _write_bytes(path, encoded.tobytes())
 
 
+# What PIL raises on a damaged image: OSError for a truncated file or a broken deflate stream,
+# SyntaxError on some malformed headers and PNG chunk CRCs, ValueError on some bad header fields
+_BROKEN_IMAGE = (OSError, SyntaxError, ValueError, EOFError, zlib.error)
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(height, width) of an image, from its header."""
     try:
         with Image.open(path) as image:
             w, h = image.size
-    except (OSError, SyntaxError) as err:  # PIL raises SyntaxError on some malformed headers
+    except FileNotFoundError:
+        raise
+    except _BROKEN_IMAGE as err:
         raise ValueError(f"{path}: not a readable image ({err})") from err
     return h, w
 
 
+def check_image(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image that decodes whole: a header can be intact in a file cut
+    short (image_size reads only the header), and PIL then fails mid-decode without the name."""
+    h, w = image_size(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except _BROKEN_IMAGE as err:
+        raise ValueError(f"{path}: a truncated or corrupt image ({h}x{w} in its header): {err}") from err
+    return h, w
+
+
 def check_pair(path1: str | Path, path2: str | Path) -> tuple[int, int]:
-    """The size both images of a pair share; ValueError naming both files if they differ."""
-    a, b = image_size(path1), image_size(path2)
+    """The size both images of a pair share, each decoded whole; ValueError naming the file that
+    does not decode, or both files if their sizes differ."""
+    a, b = check_image(path1), check_image(path2)
     if a != b:
         raise ValueError(f"image pair of different sizes: {path1} is {a[0]}x{a[1]}, {path2} is {b[0]}x{b[1]}")
     return a

@@ -1,11 +1,15 @@
-"""Preparing the flow datasets: generated in their real layouts, or downloaded / placed by hand.
+"""Preparing the flow datasets: generated in their real layouts, downloaded, or placed by hand.
 
 `source: generated` writes the embedded default's scenes (hkt.tasks.flow.scenes) under the
 root. `source: download` prepares one dataset per data job (`data_parts`: only those a block
-reads), extracting safely what the DAG's local download rules fetched (Sintel, FlyingChairs;
-`downloads`) and checking every dataset's layout, saying for each one that needs registration or
-a manual download (KITTI-2015, HD1K, FlyingThings3D) what is missing and where it belongs. The record lists, per dataset, its pairs and the sha256 of the file
-list it found, so a changed dataset shows in the run metadata.
+reads): FlyingChairs and Sintel from their archives, which the DAG's local download rules fetch
+(or a site places by hand) at `<root>/archives/`, verified and extracted safely; KITTI-2015, HD1K
+and FlyingThings3D (registration or very large tar files) checked in place, saying what is missing
+and where it belongs. `source: manual`: every dataset extracted by hand under the root; no archive
+is read. What a data job reads (`downloads`) depends on the configuration alone, never on what is
+on disk, so a second invocation of the DAG plans the same jobs as the first. The record lists, per
+dataset, its pairs and the sha256 of the file list it found, so a changed dataset shows in the run
+metadata.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from hkt.io import atomic_path, download, safe_extract
+from hkt.io import atomic_path, safe_extract, trust_first_digest
 from hkt.tasks import Download
 from hkt.tasks.flow import scenes
 from hkt.tasks.flow.data import DATASETS, DataConfig, open_dataset
@@ -64,14 +68,16 @@ def data_parts(stages: list[DataConfig]) -> list[str]:
 
 
 def downloads(data: DataConfig, part: str) -> list[Download]:
-    """The public archives of a downloadable dataset (Sintel, FlyingChairs) whose layout is not
-    in place yet; none of them publishes a checksum, so the first download's sha256 is kept."""
-    if data.source == "generated" or scenes.DATASETS[part]["manual"] or _in_place(Path(data.root), part):
+    """The public archives a `download` data job reads (FlyingChairs' zip and split file, Sintel's
+    zip), whatever is on disk: listing them only while a dataset was not yet extracted made the
+    data job's inputs change between invocations, and Snakemake then reran it and every training
+    job downstream. None publishes a checksum: the first whole copy's sha256 is kept."""
+    if data.source != "download" or scenes.DATASETS[part]["manual"]:
         return []
     return [Download(url, str(_archive(Path(data.root), url)), {}) for url, _ in scenes.DATASETS[part]["files"]]
 
 
-def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = True) -> dict:
+def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = True, log=print) -> dict:
     root = Path(data.root)
     if data.source == "generated":
         g = data.generated
@@ -84,15 +90,18 @@ def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = T
             sintel_scenes=tuple(g.sintel_scenes),
         )
     names = list(DATASETS) if part == "all" else [part]
-    if data.source != "generated":
+    archives = {}
+    if data.source == "download":
         for name in names:
-            _fetch(root, name, allow_network=allow_network)
+            archives[name] = _fetch(root, name, log=log)  # offline: the download rules fetched the archives
     record = {}
     for name in names:
         scenes.check_layout(root, name)
         dataset = open_dataset(root, name)
         files = sorted(str(Path(p).relative_to(root)) for pair in dataset._image_list for p in pair)
         record[name] = {"pairs": len(dataset), "files_sha256": hashlib.sha256("\n".join(files).encode()).hexdigest()}
+        if archives.get(name):
+            record[name]["archives_sha256"] = archives[name]
     return record
 
 
@@ -108,27 +117,42 @@ def _archive(root: Path, url: str) -> Path:
     return root / "archives" / Path(url).name
 
 
-def _fetch(root: Path, name: str, *, allow_network: bool) -> None:
-    """Extract a downloadable dataset from its archives (fetched first, where the network is: the
-    DAG's local download rules), unless its layout is there already; a dataset that must be
-    placed by hand, or an archive that is missing offline, is an error that says what to do."""
-    if _in_place(root, name):
-        return
+def _fetch(root: Path, name: str, *, log) -> dict[str, str]:
+    """Verify a downloadable dataset's archives and extract them, unless its layout is in place; a
+    dataset that must be placed by hand, or an archive that is missing, is an error that says
+    what to do. No source publishes a checksum: an archive's first digest is recorded (after the
+    download rule checked its length, or when a site placed it by hand) and checked on every
+    later run, so a file that changes afterwards is refused."""
     entry = scenes.DATASETS[name]
     if entry["manual"]:
         scenes.check_layout(root, name)  # raises, saying where to get it and where it belongs
+        return {}
+    in_place, digests = _in_place(root, name), {}
     for url, target in entry["files"]:
         archive = _archive(root, url)
-        if not archive.exists() and not allow_network:
-            raise FileNotFoundError(f"{archive}: missing, and this job runs offline; {entry['how'].format(root=root)}")
-        path = download(url, archive, unpublished_checksum=True)  # verifies a present file against its first sha256
+        if not archive.exists():
+            how = entry["how"].format(root=root)
+            raise FileNotFoundError(
+                f"{archive}: missing (the DAG's download rule fetches it; this job runs offline); {how}; "
+                f"or place {Path(url).name} at {archive} by hand. A dataset already extracted by hand "
+                "needs no archive: set the data block's source to manual"
+            )
+        # A hand-placed archive has no recorded digest: it must extract whole before it is trusted.
+        recorded = archive.with_name(archive.name + ".sha256").exists()
+        if recorded:
+            digests[archive.name] = trust_first_digest(archive, log=log)
+        if in_place:
+            continue
         if target == "extract":
-            extracted = safe_extract(path, root / entry["extract_to"])
+            extracted = safe_extract(archive, root / entry["extract_to"])
             for inside, final in entry.get("arrange", {}).items():  # the archive's folder -> torchvision's
                 if not (root / final).exists():
                     (root / final).parent.mkdir(parents=True, exist_ok=True)
                     os.replace(extracted / inside, root / final)
         else:
             with atomic_path(root / target) as tmp:
-                tmp.write_bytes(path.read_bytes())
+                tmp.write_bytes(archive.read_bytes())
+        if not recorded:
+            digests[archive.name] = trust_first_digest(archive, log=log)
     scenes.check_layout(root, name)
+    return digests

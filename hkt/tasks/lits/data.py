@@ -53,11 +53,17 @@ class DataConfig:
     patch: tuple = (8, 64, 64)  # D, H, W voxels of training patches and of the sliding window
     liver_fraction: float = 0.7  # share of patches centred on a liver voxel
     val_overlap: float = 0.5  # sliding-window overlap of the validation that selects the checkpoint
+    # A case whose header has an identity affine states no spacing (LiTS's challenge release: volumes
+    # 28-47): refuse (the data job fails, naming every such case) | exclude (left out of the split,
+    # named in the data record and the log). Never resampled as if its voxels were 1 mm.
+    unstated_spacing: str = "refuse"
     generated: Generated | None = None
 
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if self.unstated_spacing not in ("refuse", "exclude"):
+            raise ValueError(f"unstated_spacing must be 'refuse' or 'exclude', got {self.unstated_spacing!r}")
         if len(self.patch) != 3 or self.patch[0] < 3 or any(s % 32 for s in self.patch[1:]):
             raise ValueError(f"patch must be [D, H, W] with D >= 3 and H, W multiples of 32, got {self.patch}")
         if len(self.target_spacing) != 3 or min(self.target_spacing) <= 0:
@@ -78,7 +84,10 @@ def split_of(data: DataConfig) -> dict:
     path = Path(data.cache) / SPLIT_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no prepared LiTS cache (run the data job: prepare_data)")
-    return json.loads(path.read_text())["split"]
+    try:
+        return json.loads(path.read_text())["split"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a split record ({type(err).__name__}: {err}); rerun its data job") from err
 
 
 def load_cases(data: DataConfig, part: str, limit: int | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:

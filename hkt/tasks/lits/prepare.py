@@ -24,22 +24,40 @@ MANUAL = (
 )
 
 
-def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = True) -> dict:
+def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = True, log=print) -> dict:
     root, cache = Path(data.root), Path(data.cache)
     if data.source == "generated":
         g = data.generated
         volumes.generate_cases(root, n_cases=g.n_cases, shape=tuple(g.shape), spacing=tuple(g.spacing), seed=g.seed)
-    elif data.source == "download" and not has_cases(root):
+    elif data.source == "download":
+        # The archive is this job's input whether or not its cases are in place (hkt.tasks.Task.downloads
+        # must not depend on the disk), so it is verified on every run; extracted once (safe_extract's
+        # marker), linked every run (cheap, and a run killed while linking left a partial set of cases).
         entry = archive_entry(data.archive)
-        if not allow_network and not Path(entry["place_at"]).exists():
-            raise FileNotFoundError(f"{entry['place_at']}: the {data.archive} archive is missing (offline)")
-        archive = download(entry["url"], entry["place_at"], md5=entry["md5"])
-        extracted = safe_extract(archive, Path(entry["place_at"]).with_suffix(""))
-        volumes.decathlon_to_lits(extracted, root)
+        archive = Path(entry["place_at"])
+        if not archive.exists() and not allow_network:
+            raise FileNotFoundError(
+                f"{archive}: the {data.archive} archive is missing (the DAG's download rule fetches it; this job "
+                f"runs offline): download {entry['url']} (md5 {entry['md5']}) and place it there by hand, or set "
+                f"source: manual with the LiTS files in {root}"
+            )
+        download(entry["url"], archive, md5=entry["md5"])  # a present file: its md5 checked, nothing fetched
+        volumes.decathlon_to_lits(safe_extract(archive, archive.with_suffix("")), root)
     try:
-        ids = volumes.check_layout(root)
+        files = volumes.case_files(root)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"{err}\n{MANUAL.format(root=root)}") from err
+    unstated = [case for case, (volume, _) in files.items() if volumes.states_no_spacing(volume)]
+    if unstated and data.unstated_spacing == "refuse":
+        raise ValueError(
+            f"{root}: cases {unstated} have an identity affine, which states no voxel spacing (LiTS's challenge "
+            f"release ships volumes 28-47 so); resampling them as 1 mm voxels would mis-scale them. Use a copy whose "
+            "headers carry the spacing, or set tasks.<block>.data.unstated_spacing: exclude to leave them out of "
+            f"the split ({len(files) - len(unstated)} of {len(files)} cases would remain)"
+        )
+    if unstated:
+        log(f"{root}: left out {len(unstated)} cases whose header states no spacing: {unstated}")
+    ids = [case for case in files if case not in unstated]
     split = preprocess.split_patients(
         ids, val_fraction=data.val_fraction, test_fraction=data.test_fraction, seed=data.split_seed
     )
@@ -48,7 +66,7 @@ def prepare_data(data: DataConfig, *, part: str = "all", allow_network: bool = T
     )
     record = {"split": split, "cases": {str(k): v for k, v in sorted(manifest.items())}}
     atomic_write_json(cache / SPLIT_FILE, record)  # last: its presence marks the cache complete
-    return {"cases": len(ids), **{part: len(v) for part, v in split.items()}, "split": split}
+    return {"cases": len(ids), "excluded": unstated, **{part: len(v) for part, v in split.items()}, "split": split}
 
 
 def archive_entry(name: str) -> dict:
@@ -60,16 +78,10 @@ def archive_entry(name: str) -> dict:
     return entry
 
 
-def has_cases(root: str | Path) -> bool:
-    try:
-        return bool(volumes.check_layout(Path(root)))
-    except FileNotFoundError:
-        return False
-
-
 def downloads(data: DataConfig, part: str = "all") -> list[Download]:
-    """The Decathlon archive (data/MANIFEST.yaml), unless the LiTS files are in place already."""
-    if data.source != "download" or has_cases(data.root):
+    """The Decathlon archive of `source: download` (data/MANIFEST.yaml), whatever is on disk: the
+    data job's inputs must be the same in every invocation, or Snakemake reruns it and all of LiTS."""
+    if data.source != "download":
         return []
     entry = archive_entry(data.archive)
     return [Download(entry["url"], entry["place_at"], {"md5": entry["md5"]})]

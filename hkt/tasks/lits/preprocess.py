@@ -156,8 +156,15 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def load_cached(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(image float32 in [0, 1], labels uint8) of a case cached by cache_cases; ValueError naming
-    the file when it is damaged or is not such a cache."""
+    the file when it is damaged or is not such a cache, FileNotFoundError when it is not there."""
     path = Path(path)
+    if not path.is_file():
+        # split.json is written last, so a case it names without its .npz means the cache was
+        # altered (or copied in part) after preparation, not an interrupted run
+        raise FileNotFoundError(
+            f"{path}: no such cached case, although the split names it: the cache under {path.parent} is "
+            "incomplete; delete it and rerun the data job (prepare_data)"
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = {"image", "labels"} - set(data.files)

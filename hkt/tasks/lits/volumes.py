@@ -36,6 +36,18 @@ from hkt.io import atomic_path, atomic_write_json
 LABELS = (0, 1, 2)  # background, liver, tumour
 AFFINE_ATOL = 1e-3  # mm: volume and mask must share their voxel-to-world mapping up to rounding in headers
 
+# The voxel sizes a LiTS scan can have, in mm. Bilic et al., "The Liver Tumor Segmentation Benchmark
+# (LiTS)" (Medical Image Analysis 84, 2023), report 0.55-1.0 mm in-plane and 0.45-6.0 mm between
+# slices; the bounds leave a margin on both sides, so that only a header that cannot describe an
+# abdominal CT is refused, not a scan slightly off the published range.
+IN_PLANE_MM = (0.4, 1.2)  # x and y (axes 0 and 1)
+SLICE_MM = (0.4, 8.0)  # z (axis 2), the scan axis
+SPACING_ADVICE = (
+    "use the Medical Segmentation Decathlon's copy of the same scans (tasks.lits.data.source: download, "
+    "Task03_Liver), whose headers carry the spacing, or write the scan's true spacing into the header of "
+    "the volume and its segmentation"
+)
+
 # What nibabel, gzip and zlib raise on a damaged file: a short .nii (OSError), a .nii.gz cut short
 # (EOFError), a broken deflate stream (zlib.error), a header too short to recognise (ImageFileError).
 _UNREADABLE = (ImageFileError, HeaderDataError, OSError, EOFError, ValueError, zlib.error)
@@ -73,6 +85,7 @@ def read_case(
     spacing = np.asarray(volume.header.get_zooms()[:3], dtype=np.float64)
     if not (np.isfinite(spacing).all() and (spacing > 0).all()):
         raise ValueError(f"{volume_path}: voxel spacing {spacing.tolist()} is not positive")
+    _check_geometry(volume_path, np.asarray(volume.affine, dtype=np.float64), spacing)
 
     # float32 straight from the proxy: scaled int16 CT would otherwise pass through float64 (2x memory)
     image = _voxels(volume_path, volume, np.float32)
@@ -92,6 +105,49 @@ def read_case(
             "(LiTS: 0 background, 1 liver, 2 tumour)"
         )
     return image, labels.astype(np.uint8), np.asarray(volume.affine, dtype=np.float64), spacing
+
+
+def states_no_spacing(volume_path: str | Path) -> bool:
+    """Whether a volume's header has the placeholder affine (_check_geometry); reads the header only."""
+    return _placeholder(np.asarray(_open(Path(volume_path)).affine, dtype=np.float64))
+
+
+def _placeholder(affine: np.ndarray) -> bool:
+    return bool(np.allclose(np.abs(affine), np.eye(4)))
+
+
+def _check_geometry(path: Path, affine: np.ndarray, spacing: np.ndarray) -> None:
+    """Refuse a header whose spacing preprocessing cannot trust: it resamples by that spacing, so
+    a wrong one mis-scales the whole scan without any other symptom.
+
+    An identity affine (up to axis flips, which an LPS-to-RAS conversion adds) with its origin at
+    zero is a placeholder, not a scanner's geometry: LiTS's challenge release ships volumes 28-47
+    so (github.com/PatrickChrist/LITS-CHALLENGE issue 14), and their 1 mm is not their spacing.
+    Such a case is refused rather than guessed; a data block may instead leave such cases out
+    (tasks.lits.data.unstated_spacing: exclude, applied before this is reached).
+    """
+    if _placeholder(affine):
+        raise ValueError(
+            f"{path}: its affine is the identity, a placeholder that states no voxel spacing (the 1 x 1 x 1 mm "
+            f"it implies is not the scan's; LiTS's challenge release ships volumes 28-47 so): {SPACING_ADVICE}"
+        )
+    problems = _implausible(spacing)
+    if problems:
+        raise ValueError(
+            f"{path}: voxel spacing {np.round(spacing, 4).tolist()} mm cannot be a LiTS CT's "
+            f"({'; '.join(problems)}; LiTS reports 0.55-1.0 mm in-plane, 0.45-6.0 mm between slices), "
+            f"so its header is wrong: {SPACING_ADVICE}"
+        )
+
+
+def _implausible(spacing) -> list[str]:
+    """What lies outside IN_PLANE_MM / SLICE_MM, axis by axis ([] when nothing does)."""
+    bounds = (("x", "in-plane", IN_PLANE_MM), ("y", "in-plane", IN_PLANE_MM), ("z", "slice", SLICE_MM))
+    return [
+        f"{axis} {value:g} mm is outside the {kind} bounds {low:g}-{high:g} mm"
+        for (axis, kind, (low, high)), value in zip(bounds, np.asarray(spacing, np.float64).tolist(), strict=True)
+        if not low <= value <= high
+    ]
 
 
 def _open(path: Path):
@@ -230,6 +286,7 @@ def _link(target: Path, dest: Path, kind: str) -> None:
 DEFAULT_SHAPE = (96, 96, 24)  # X, Y, Z voxels: small, as the whole default pipeline runs on 2 CPU cores
 DEFAULT_SPACING = (0.8, 0.8, 2.5)  # mm: in-plane finer than between slices, as abdominal CT
 MIN_SHAPE = (32, 32, 8)
+GENERATED_JITTER = 0.1  # make_case scales each case's spacing by a factor in [0.9, 1.1]
 MARKER = "GENERATED.json"  # marks a folder the generator owns (and may overwrite)
 
 # Hounsfield units of each tissue (unenhanced-CT ballpark); the neighbours are 10 HU from the liver
@@ -394,6 +451,16 @@ def generate_cases(
     if int(n_cases) != n_cases or n_cases < 1:
         raise ValueError(f"n_cases must be a positive integer, got {n_cases}")
     shape, spacing = _checked_shape(shape), _checked_spacing(spacing)
+    # make_case varies each case's spacing by up to GENERATED_JITTER: refuse here a nominal spacing
+    # whose cases read_case would refuse later, naming the configuration rather than a case file
+    upper = np.array([IN_PLANE_MM[1], IN_PLANE_MM[1], SLICE_MM[1]])
+    widest = spacing * np.where(spacing * (1 + GENERATED_JITTER) > upper, 1 + GENERATED_JITTER, 1 - GENERATED_JITTER)
+    problems = _implausible(widest)
+    if problems:
+        raise ValueError(
+            f"spacing {spacing.tolist()} mm: generated cases (+-{GENERATED_JITTER:.0%} per case) would not be a "
+            f"LiTS CT's, which read_case refuses ({'; '.join(problems)})"
+        )
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     existing = [p for p in root.iterdir() if CASE_FILE.match(p.name)]
