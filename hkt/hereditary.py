@@ -15,7 +15,7 @@ import torch
 from hkt.attention import VECTOR_MODES
 from hkt.etm import EXTRACTORS, MIXTURE_MODES, TRANSFERS
 from hkt.inheritance import HEAD_QUERIES, build_inheritance, coinciding_stage_counts, merge_blocks, mixing_plans
-from hkt.methods import Method, require_blocks
+from hkt.methods import BATCH_NORMS, Method, require_blocks
 from hkt.models import evaluating
 from hkt.weights import loss_weights
 
@@ -36,6 +36,10 @@ class Params:
     extractor: str = "none"  # E unit: none (identity) | conv (learned residual 3x3); see hkt.etm
     transfer: str = "conv"  # T unit: conv (learned 1x1) | fixed (no-transfer ablation)
     align_weight: float = 1.0  # weight of the MSE alignment of the "mse" mixture
+    # The parent's BatchNorm: eval (its running statistics, never updated: the suite's frozen parent) |
+    # train (batch statistics, running statistics moving in this job's copy: the authors' trainer.py
+    # never calls parent.eval()). Its weights stay frozen either way.
+    parent_bn: str = "eval"
 
     def __post_init__(self):
         if self.stages < 2:
@@ -48,6 +52,7 @@ class Params:
             ("head_query", self.head_query, HEAD_QUERIES),
             ("extractor", self.extractor, EXTRACTORS),
             ("transfer", self.transfer, TRANSFERS),
+            ("parent_bn", self.parent_bn, ("eval", "train")),
         ):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
@@ -83,6 +88,10 @@ class HKT(Method):
             extractor=params.extractor,
             transfer=params.transfer,
         )
+        if params.parent_bn == "train":  # after the shape probes above, so that only training moves its statistics
+            for module in parent.modules():
+                if isinstance(module, BATCH_NORMS):
+                    module.train()
 
     def child_blocks(self):
         return merge_blocks(self.task.blocks(self.child), self.params.stages)

@@ -21,6 +21,8 @@ import torch.nn as nn
 from hkt.fields import dataclass_from
 from hkt.tasks import Task
 
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
 
 class Method(nn.Module):
     """A training objective for the child. Trainable extras (transfer layers, regressors) are

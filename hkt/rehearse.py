@@ -23,7 +23,9 @@ changed, each change recorded beside the paper's value in the report:
 
 The report (results/rehearsal/jobs.csv) has one row per job: its rule, block, run and stage,
 status, wall time and peak resident memory (Snakemake's benchmark files), the memory its rule
-declares at paper scale, the seconds per training step at the rehearsed shapes, the batch used
+declares at paper scale, the training seconds per step at the rehearsed shapes (`step_s`: a
+rehearsal validates and checkpoints after every step, so this is an upper bound on a step's cost, not
+the paper's step time), the batch used
 and the paper's, and, for every training job, the GPU memory it needs at the paper's batch
 (hkt.memory: traced with fake tensors) against what its rule requests.
 """
@@ -361,8 +363,9 @@ def summary(frame: pd.DataFrame, seconds: int | None, machine: str, cores: int =
     lines += [
         "",
         "Each row of jobs.csv: the job's rule, block, run and stage, status, wall seconds and peak resident",
-        "memory (Snakemake's benchmark), the memory its rule declares at paper scale, seconds per training",
-        "step at the rehearsed shapes, the batch used and the paper's, and the GPU memory the job needs at",
+        "memory (Snakemake's benchmark), the memory its rule declares at paper scale, training seconds per",
+        "step at the rehearsed shapes (step_s: every rehearsed step also validates and checkpoints, so it bounds",
+        "a step's cost from above), the batch used and the paper's, and the GPU memory the job needs at",
         "the paper's batch (hkt.memory: traced with fake tensors, x1.25 + 1 GiB) against its rule's request.",
     ]
     return "\n".join(lines) + "\n"

@@ -30,13 +30,12 @@ import torch.distributed as dist
 
 from hkt import signals
 from hkt.io import atomic_torch_save
-from hkt.methods import Method
+from hkt.methods import BATCH_NORMS, Method
 from hkt.progress import Progress
 from hkt.schedule import Schedule
 from hkt.signals import Preempted
 
 CHECKPOINT = "checkpoint.pt"
-BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
 
 
 @dataclass

@@ -169,3 +169,24 @@ def test_merged_blocks_for_two_stages_still_compute_the_plain_forward():
         for block in merge_blocks(models.blocks(model, 2), 2):
             signal = block(signal)
         torch.testing.assert_close(signal[-1], model(*PAIR, num_flow_updates=2)[-1])
+
+
+def test_the_correlation_stays_float32_under_bf16_autocast_as_rafts_mixed_precision_and_float32_is_unchanged():
+    """princeton-vl/RAFT raft.py: fmap1.float(), fmap2.float() before CorrBlock, lookups outside autocast."""
+    from torchvision.models.optical_flow import raft_small
+
+    from hkt.tasks.flow.models import build
+
+    torch.manual_seed(0)
+    ours = build("raft_small")
+    plain = raft_small(weights=None)
+    plain.load_state_dict(ours.state_dict(), strict=True)  # no key added: deployed children still load strictly
+    ours.eval(), plain.eval()
+    g = torch.Generator().manual_seed(1)
+    a, b = (torch.rand(1, 3, 128, 128, generator=g) * 2 - 1 for _ in range(2))
+    with torch.no_grad():
+        assert torch.equal(ours(a, b, num_flow_updates=3)[-1], plain(a, b, num_flow_updates=3)[-1])  # float32
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = ours(a, b, num_flow_updates=3)[-1]
+    assert all(level.dtype == torch.float32 for level in ours.corr_block.corr_pyramid)
+    assert half.dtype == torch.float32 and torch.isfinite(half).all()

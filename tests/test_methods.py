@@ -46,8 +46,12 @@ def test_training_steps_change_the_child_and_never_the_parent(method, variant):
         opt.zero_grad()
         loss.backward()
         opt.step()
+    # the parent's weights never change; its BatchNorm statistics move only where a variant asks for
+    # the authors' batch-statistics parent (hkt parent_bn: train)
+    moving = getattr(getattr(objective, "params", None), "parent_bn", "eval") == "train"
+    buffers = {name for name, _ in parent.named_buffers()}
     for k, v in parent.state_dict().items():
-        assert torch.equal(v, frozen[k]), f"parent {k} changed"
+        assert torch.equal(v, frozen[k]) or (moving and k in buffers), f"parent {k} changed"
     if objective.parent is not None:
         assert not objective.parent.training
     assert any(not torch.equal(v, child_before[k]) for k, v in objective.child.state_dict().items())
@@ -106,3 +110,24 @@ def test_kd_is_hintons_loss():
     soft = F.kl_div(F.log_softmax(s / 4, 1), F.softmax(t / 4, 1), reduction="batchmean") * 16
     torch.testing.assert_close(parts["kd"], soft)
     torch.testing.assert_close(loss, 0.1 * F.cross_entropy(s, y) + 0.9 * soft)
+
+
+def test_the_authors_batch_statistics_parent_moves_only_its_batchnorm_statistics_and_changes_the_losses():
+    """HKT-ResNet trainer.py never calls parent.eval(): its parent normalises with batch statistics."""
+    parent = build_cifar_resnet("resnet14")
+    frozen = {k: v.clone() for k, v in parent.state_dict().items()}
+    suite, x = build("hkt", "authors_head_path", build_cifar_resnet("resnet14"))
+    suite.parent.load_state_dict(frozen)
+    authors, _ = build("hkt", "authors_wiring", parent)
+    assert authors.params.parent_bn == "train" and suite.params.parent_bn == "eval"
+    authors.child.load_state_dict(suite.child.state_dict())
+    authors.inheritance.load_state_dict(suite.inheritance.state_dict())
+    y = torch.randint(0, 10, (16,))
+    suite.train(), authors.train()
+    (_, ours), (_, theirs) = suite.loss(x, y), authors.loss(x, y)
+    assert not torch.allclose(ours["L1"], theirs["L1"])  # batch statistics, not running ones
+    torch.testing.assert_close(ours["L2"], theirs["L2"])  # the child alone is the same network
+    moved = [k for k, v in parent.state_dict().items() if not torch.equal(v, frozen[k])]
+    assert moved and all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in moved)
+    assert all(torch.equal(v, frozen[k]) for k, v in suite.parent.state_dict().items())
+    assert not any(p.requires_grad for p in parent.parameters())

@@ -169,3 +169,101 @@ def test_figure_4_shows_draft_2hkt_and_3hkt_in_every_flow_regime(block):
 
     roles = figure4_roles(PAPER["tasks"][block]["report"])
     assert {roles[r] for r in ("draft", "hkt2", "hkt3")} == {"draft/default", "hkt/two_stage", "hkt/default"}
+
+
+def test_every_flow_stage_trains_in_mixed_precision_as_rafts_train_standard_sh_and_cifar_and_lits_in_float32():
+    # princeton-vl/RAFT train_standard.sh: --mixed_precision on the chairs, things, sintel and kitti stages
+    for block in FLOW_BLOCKS:
+        for name, stage, _ in all_stages(block):
+            assert stage.get("bf16") is True, name
+    # christian-tchenko/HKT-ResNet run.sh calls trainer.py without --half; H-DenseUNet and PocketNet: Keras float32
+    for block in ("cifar10", "lits"):
+        for role, schedule in (("parent", "train"), ("child", "train"), ("child", "finetune")):
+            assert not any(s.get("bf16") for s in stages(block, role, schedule)), (block, role, schedule)
+
+
+def test_the_cifar_transfer_stage_keeps_the_authors_constant_rate_and_a_run_uses_their_batch_statistics_parent():
+    import torch
+
+    from hkt.schedule import Schedule
+
+    # HKT-ResNet trainer.py: SGD lr 0.01 with MultiStepLR([100, 150], last_epoch=41150), which never fires
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = 0.01
+    authors = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[100, 150], last_epoch=41150 - 1)
+    rates = []
+    for _ in range(200):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        authors.step()
+    assert set(rates) == {0.01}
+    finetune = PAPER["tasks"]["cifar10"]["child"]["finetune"]
+    suite = Schedule(**{k: v for k, v in finetune.items() if k in Schedule.__dataclass_fields__})
+    assert {suite.lr * suite.lr_factor(step) for step in range(0, suite.steps, 351)} == {0.01}
+    assert "hkt/authors_wiring" in PAPER["tasks"]["cifar10"]["runs"]
+    assert PAPER["methods"]["hkt"]["variants"]["authors_wiring"]["params"] == {
+        "head_query": "child",
+        "parent_bn": "train",
+    }
+
+
+def test_the_sintel_columns_score_every_training_pair_as_rafts_validate_sintel(tmp_path):
+    """RAFT evaluate.py validate_sintel: every pair of MpiSintel(split='training'), 1,041 per pass."""
+    from hkt.tasks.flow import scenes
+    from hkt.tasks.flow.data import DataConfig, EvalConfig, evaluation
+
+    for block in FLOW_BLOCKS:
+        assert PAPER["tasks"][block]["evaluation"]["sintel_pairs"] == "all", block
+    names = ("alley_2", "market_5", "temple_3", "alley_1")  # the held-out scenes and one training scene
+    scenes.generate_flow_datasets(tmp_path, seed=1, size=(64, 80), counts={"sintel": 4}, sintel_scenes=names)
+    data = DataConfig(
+        root=str(tmp_path), source="manual", val_scenes=tuple(PAPER["tasks"]["flow"]["data"]["val_scenes"])
+    )
+    timing = {"warmup": 0, "repeats": 1, "size": [64, 80]}
+    counted = {}
+    for pairs in ("all", "unseen"):
+        ev = evaluation(data, EvalConfig(timing=timing, sintel_pairs=pairs), "cpu")
+        model = CountingModel()
+        ev.score(model)
+        counted[pairs] = model.pairs
+    per_pass = sum(scenes_frames - 1 for scenes_frames in _frames(tmp_path))
+    assert counted["all"] == 2 * per_pass + _kitti(tmp_path)  # both passes, every scene
+    assert counted["unseen"] == 2 * (per_pass - sum(n - 1 for n in _frames(tmp_path, names[:3]))) + _kitti(tmp_path)
+
+
+def _frames(root, only=None):
+    folder = root / "Sintel" / "training" / "clean"
+    return [len(list(d.glob("*.png"))) for d in sorted(folder.iterdir()) if only is None or d.name in only]
+
+
+def _kitti(root):
+    return len(list((root / "KittiFlow" / "training" / "flow_occ").glob("*_10.png")))
+
+
+class CountingModel:
+    """A stand-in flow model that predicts zero flow and counts the pairs it is shown."""
+
+    def __init__(self):
+        self.pairs, self.training = 0, False
+
+    def eval(self):
+        return self
+
+    def train(self, mode=True):
+        return self
+
+    def __call__(self, a, b, num_flow_updates):
+        import torch
+
+        self.pairs += a.shape[0]
+        return [torch.zeros(a.shape[0], 2, *a.shape[2:])]
+
+
+def test_no_block_exports_kitti_test_predictions_without_rafts_kitti_stage():
+    """RAFT train_standard.sh: the KITTI submission comes from the kitti stage (288x960, 50k steps)."""
+    for block in FLOW_BLOCKS:
+        if PAPER["tasks"][block]["report"].get("exports", {}).get("kitti_test"):
+            trained = [data.get("dataset") for _, _, data in all_stages(block)]
+            assert "kitti" in trained, f"{block} exports KITTI-test PNGs but trains no kitti stage"

@@ -24,10 +24,12 @@ import torch
 from hkt.conventions import dataset_label
 from hkt.tasks import BenchData, EvaluationData, Task, TrainingData
 from hkt.tasks.flow import formats, models
+from hkt.tasks.flow.augment import SCALES, raft_augment
 from hkt.tasks.flow.metrics import FlowMeter, epe_on, infer_pair, sequence_loss
 
 DATASETS = ("chairs", "things", "sintel", "kitti", "hd1k")
 SOURCES = ("generated", "download", "manual")
+AUGMENTS = ("crop_flip", "raft")
 MAX_FLOW = 1000.0  # RAFT's datasets mark larger ground-truth flows invalid
 
 
@@ -56,7 +58,10 @@ class DataConfig:
     things_pass: str = "clean"  # clean | final | both
     sintel_pass: str = "both"  # clean | final | both (training)
     crop: tuple = (368, 496)  # H, W of training crops (RAFT: chairs 368x496, things 400x720, ...)
-    flip: bool = True  # random horizontal flips (RAFT also flips vertically on some stages)
+    flip: bool = True  # allow flips (crop_flip: horizontal, p 0.5; raft: as RAFT's augmentor, where its stage flips)
+    # crop_flip: a random crop and horizontal flip | raft: RAFT's augmentation (hkt.tasks.flow.augment:
+    # photometric jitter, eraser, per-dataset scale and stretch, flips, crop; sparse for KITTI and HD1K)
+    augment: str = "crop_flip"
     train_updates: int = 12  # flow updates in training (RAFT: 12)
     gamma: float = 0.8  # weight decay along the prediction sequence in the loss (RAFT: 0.8; 0.85 on S/K)
     val_scenes: tuple = ()  # Sintel training scenes held out for model selection
@@ -72,8 +77,18 @@ class DataConfig:
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {AUGMENTS}, got {self.augment!r}")
         if self.dataset not in (*DATASETS, "mixture"):
             raise ValueError(f"dataset must be one of {[*DATASETS, 'mixture']}, got {self.dataset!r}")
+        if self.augment == "raft":
+            stage_sets = set(self.mixture or {}) if self.dataset == "mixture" else {self.dataset}
+            unknown = sorted(name for name in stage_sets if (self.dataset, name) not in SCALES)
+            if unknown:
+                raise ValueError(
+                    f"augment: raft has no RAFT scale range for {unknown} in a {self.dataset} stage "
+                    f"(hkt.tasks.flow.augment.SCALES: {sorted(SCALES)})"
+                )
         if self.dataset == "mixture" and not self.mixture:
             raise ValueError("mixture: required (a {dataset: multiplier} mapping) when dataset is 'mixture'")
         if self.mixture and not set(self.mixture) <= set(DATASETS):
@@ -202,6 +217,7 @@ class Pairs:
         if not self.sources or not all(len(s) for s in self.sources):
             raise ValueError(f"no training pairs found for {data.dataset} under {data.root}")
         stand_in = data.stand_in_lengths or {}
+        self.names = names  # the dataset of each source: RAFT's augmentation depends on it
         self.lengths = [stand_in.get(names[k], len(s)) for k, s in enumerate(self.sources)]
         lengths = dict(enumerate(self.lengths))
         shares = mixture_shares({k: multipliers[names[k]] for k in lengths}, lengths)
@@ -227,11 +243,15 @@ class Pairs:
     def _decode(self, source: int, index: int):
         return load_item(self.sources[source], index)
 
-    def pick(self, g: torch.Generator, n: int) -> list[tuple]:
+    def pick(self, g: torch.Generator, n: int) -> list[tuple[str, tuple]]:
+        """n drawn pairs, each as (its dataset, the decoded item)."""
         probs = torch.tensor(self.weights, dtype=torch.float64)
         sources = torch.multinomial(probs / probs.sum(), n, replacement=True, generator=g)
         return [
-            self._get(int(s), int(torch.randint(self.lengths[s], (1,), generator=g)) % len(self.sources[s]))
+            (
+                self.names[s],
+                self._get(int(s), int(torch.randint(self.lengths[s], (1,), generator=g)) % len(self.sources[s])),
+            )
             for s in sources
         ]
 
@@ -259,9 +279,12 @@ class Batches:
 
     def __call__(self, step: int):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        items = [
-            crop_and_flip(*item, self.data.crop, g, self.data.flip) for item in self.pairs.pick(g, self.batch_size)
-        ]
+        d = self.data
+        if d.augment == "raft":
+            augment = lambda name, item: raft_augment(*item, d.crop, g, stage=d.dataset, dataset=name, flip=d.flip)
+        else:
+            augment = lambda name, item: crop_and_flip(*item, d.crop, g, d.flip)
+        items = [augment(name, item) for name, item in self.pairs.pick(g, self.batch_size)]
         a, b, flow, valid = (torch.stack(t) for t in zip(*items, strict=True))
         return (a, b), (flow, valid)
 
@@ -306,8 +329,14 @@ class EvalConfig:
     kitti_updates: int = 24
     max_pairs: int | None = None  # at most this many pairs per evaluation set (None: all)
     published: tuple = ()
+    # The Sintel-train columns: all (every training pair, RAFT's validate_sintel and torchvision's
+    # published metrics; the held-out scenes are then in the table as well as in selection) |
+    # unseen (without data.val_scenes: no pair the checkpoint was selected on)
+    sintel_pairs: str = "unseen"
 
     def __post_init__(self):
+        if self.sintel_pairs not in ("all", "unseen"):
+            raise ValueError(f"sintel_pairs must be 'all' or 'unseen', got {self.sintel_pairs!r}")
         size = self.timing.get("size")
         if not size or len(size) != 2 or min(size) < 64:
             raise ValueError(f"timing.size must be [H, W] of at least 64 px, got {size}")
@@ -370,15 +399,12 @@ def benchmark(data: DataConfig, ev: EvalConfig, batch_size: int, generator) -> B
 
 
 def evaluation(data: DataConfig, ev: EvalConfig, device) -> EvaluationData:
-    """Sintel-train clean and final (the validation scenes excluded) and KITTI-2015 train, as
-    the paper's columns; the timed inference is one pair at `timing.size`."""
+    """Sintel-train clean and final (every pair, or without the validation scenes: `sintel_pairs`)
+    and KITTI-2015 train, as the paper's columns; the timed inference is one pair at `timing.size`."""
+    held_out = () if ev.sintel_pairs == "all" else data.val_scenes
     sets = {
-        dataset_name(data, "sintel-clean"): sintel_pairs(
-            data.root, pass_name="clean", scenes=data.val_scenes, keep=False
-        ),
-        dataset_name(data, "sintel-final"): sintel_pairs(
-            data.root, pass_name="final", scenes=data.val_scenes, keep=False
-        ),
+        dataset_name(data, "sintel-clean"): sintel_pairs(data.root, pass_name="clean", scenes=held_out, keep=False),
+        dataset_name(data, "sintel-final"): sintel_pairs(data.root, pass_name="final", scenes=held_out, keep=False),
         dataset_name(data, "kitti-2015"): all_pairs(data.root, "kitti"),
     }
     if ev.max_pairs:
