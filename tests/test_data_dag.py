@@ -19,6 +19,7 @@ from archives import flow_site, place_by_hand
 from conftest import REPO, planned_jobs, workflow_copy
 
 from hkt import config as C
+from hkt.io import recorded_digest_path
 from hkt.tasks.flow import scenes
 from hkt.tasks.lits import volumes
 
@@ -103,7 +104,7 @@ def test_the_paper_data_jobs_downloaded_from_a_site_run_once_and_a_second_invoca
     for url in files:  # fetched through the mirror, whole, and their first digest recorded
         archive = work / "data" / "flow" / "archives" / Path(url).name
         assert archive.read_bytes() == files[url].read_bytes()
-        assert archive.with_name(archive.name + ".sha256").exists()
+        assert recorded_digest_path(archive).exists()
     again = snakemake(work, "-n", *targets)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
     # the whole paper DAG plans no data job and no download of what is prepared: before, a dataset
@@ -145,7 +146,7 @@ def test_archives_placed_by_hand_as_the_error_says_are_trusted_once_then_checked
     # the archive changes afterwards (another copy, a partial overwrite): its data job reruns (newer
     # input) and refuses it, naming the digest recorded first and the one it has now
     sintel = work / "data" / "flow" / "archives" / "MPI-Sintel-complete.zip"
-    recorded = sintel.with_name(sintel.name + ".sha256").read_text().split()[0]
+    recorded = recorded_digest_path(sintel).read_text().split()[0]
     sintel.write_bytes(sintel.read_bytes() + b"\0")
     changed = snakemake(work, *targets)
     assert changed.returncode != 0

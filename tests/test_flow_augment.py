@@ -6,6 +6,7 @@ a pure function of (seed, step)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -220,13 +221,7 @@ def test_batches_with_rafts_augmentation_are_a_pure_function_of_seed_and_step(tm
     assert torch.equal(a1, a2) and torch.equal(b1, b2) and torch.equal(f1, f2) and torch.equal(v1, v2)
     assert a1.shape == (3, 3, 64, 96) and f1.shape == (3, 2, 64, 96)
     assert not torch.equal(one(8)[0][0], a1)
-    assert not torch.equal(Batches(dataclass_replace(data, augment="crop_flip"), batch_size=3, seed=5)(7)[0][0], a1)
-
-
-def dataclass_replace(obj, **kw):
-    import dataclasses
-
-    return dataclasses.replace(obj, **kw)
+    assert not torch.equal(Batches(dataclasses.replace(data, augment="crop_flip"), batch_size=3, seed=5)(7)[0][0], a1)
 
 
 def test_every_flow_stage_of_the_paper_config_trains_with_rafts_augmentation_and_the_smoke_scale_does_not():

@@ -18,7 +18,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from hkt.io import atomic_path, safe_extract, trust_first_digest
+from hkt.io import atomic_path, recorded_digest_path, safe_extract, trust_first_digest
 from hkt.tasks import Download
 from hkt.tasks.flow import scenes
 from hkt.tasks.flow.data import DATASETS, DataConfig, open_dataset
@@ -138,7 +138,7 @@ def _fetch(root: Path, name: str, *, log) -> dict[str, str]:
                 "needs no archive: set the data block's source to manual"
             )
         # A hand-placed archive has no recorded digest: it must extract whole before it is trusted.
-        recorded = archive.with_name(archive.name + ".sha256").exists()
+        recorded = recorded_digest_path(archive).exists()
         if recorded:
             digests[archive.name] = trust_first_digest(archive, log=log)
         if in_place:
